@@ -1,0 +1,20 @@
+"""Production settings: strict, and refuse to start when misconfigured."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import *  # noqa: F403
+from .base import SECRET_KEY, env
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+if DEBUG:
+    raise ImproperlyConfigured("DJANGO_DEBUG must be off in production.")
+if SECRET_KEY == "insecure-dev-key-change-me" or len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured("Set DJANGO_SECRET_KEY to a random value of 32+ characters.")
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_CONTENT_TYPE_NOSNIFF = True

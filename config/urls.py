@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from core.api import views as core_views
+
+api_v1 = [
+    path("", include("engagement.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("healthz", core_views.HealthView.as_view(), name="healthz"),
+    path("readyz", core_views.ReadyView.as_view(), name="readyz"),
+    path("api/v1/healthz", core_views.HealthView.as_view()),
+    path("api/v1/readyz", core_views.ReadyView.as_view()),
+]
+
+handler400 = "core.api.views.bad_request"
+handler403 = "core.api.views.permission_denied"
+handler404 = "core.api.views.page_not_found"
+handler500 = "core.api.views.server_error"

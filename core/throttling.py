@@ -1,0 +1,109 @@
+"""Rate limits kept in Redis as fixed-window counters (one INCR per request and scope).
+
+DRF's SimpleRateThrottle keeps the whole request history in one cache entry, which is read,
+rewritten and raced by every process. A counter per window is atomic across any number of web
+processes and costs one round trip. When Redis is unreachable the throttles let requests through:
+rate limits are protection, not a guarantee, and an outage of the cache must not take writes down.
+"""
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+if TYPE_CHECKING:
+    from rest_framework.views import APIView
+
+logger = logging.getLogger(__name__)
+
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """'120/min' -> (120, 60)."""
+    count, _, period = rate.partition("/")
+    return int(count), _PERIODS[period.strip()[0].lower()]
+
+
+class FixedWindowThrottle(BaseThrottle):
+    scope: str = ""
+
+    def __init__(self) -> None:
+        self.wait_seconds: float | None = None
+
+    def get_rate(self) -> tuple[int, int]:
+        return parse_rate(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][self.scope])
+
+    def get_ident_key(self, request: Request, view: "APIView") -> str | None:
+        raise NotImplementedError
+
+    def allow_request(self, request: Request, view: "APIView") -> bool:
+        ident = self.get_ident_key(request, view)
+        if ident is None:
+            return True
+        limit, period = self.get_rate()
+        now = time.time()
+        window = int(now // period)
+        prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+        key = f"{prefix}:throttle:{self.scope}:{ident}:{window}"
+        try:
+            connection = get_redis_connection("default")
+            pipe = connection.pipeline(transaction=False)
+            pipe.incr(key)
+            pipe.expire(key, period + 1)
+            count = pipe.execute()[0]
+        except RedisError:
+            logger.warning("throttle store unreachable; letting the request through")
+            return True
+        if count > limit:
+            self.wait_seconds = (window + 1) * period - now
+            return False
+        return True
+
+    def wait(self) -> float | None:
+        return self.wait_seconds
+
+
+class AnonBurstThrottle(FixedWindowThrottle):
+    scope = "anon"
+
+    def get_ident_key(self, request: Request, view: "APIView") -> str | None:
+        if request.user and request.user.is_authenticated:
+            return None
+        return f"ip:{self.get_ident(request)}"
+
+
+class UserBurstThrottle(FixedWindowThrottle):
+    scope = "user"
+
+    def get_ident_key(self, request: Request, view: "APIView") -> str | None:
+        if not (request.user and request.user.is_authenticated):
+            return None
+        return f"user:{request.user.pk}"
+
+
+class WriteThrottle(FixedWindowThrottle):
+    """A stricter limit on writes, per user (or per IP before login)."""
+
+    scope = "writes"
+
+    def get_ident_key(self, request: Request, view: "APIView") -> str | None:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return None
+        if request.user and request.user.is_authenticated:
+            return f"user:{request.user.pk}"
+        return f"ip:{self.get_ident(request)}"
+
+
+class AuthThrottle(FixedWindowThrottle):
+    """Registration and login, per client IP: slows down password guessing and sign-up floods."""
+
+    scope = "auth"
+
+    def get_ident_key(self, request: Request, view: "APIView") -> str | None:
+        return f"ip:{self.get_ident(request)}"

@@ -1,0 +1,214 @@
+"""Users, videos and the interaction tables.
+
+The interaction tables (likes, comment likes, comments, shares, plays, follows) are the event log
+that higher apps read with watermarks. Every row records when, from which IP and device, and
+whether it *counts* (SPEC §2.4): integrity decisions flip `counted`, nothing is deleted by them.
+"""
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import F, Q
+from knox.models import AbstractAuthToken
+
+
+class User(AbstractUser):
+    display_name = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class DeviceToken(AbstractAuthToken):
+    """A knox token (stored hashed) issued to one device; revoked on logout."""
+
+    device_id: "models.CharField[str, str]" = models.CharField(max_length=128, blank=True)
+    user_agent: "models.CharField[str, str]" = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["expiry"], name="devicetoken_expiry_idx")]
+
+
+class Hashtag(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"#{self.name}"
+
+
+class Video(models.Model):
+    creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="videos"
+    )
+    title = models.CharField(max_length=200)
+    caption = models.CharField(max_length=2200, blank=True)
+    duration_ms = models.PositiveIntegerField()
+    hashtags: "models.ManyToManyField[Hashtag, VideoHashtag]" = models.ManyToManyField(
+        Hashtag, through="VideoHashtag", related_name="videos"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["creator", "-id"], name="video_creator_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(duration_ms__gt=0), name="video_duration_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class VideoHashtag(models.Model):
+    video = models.ForeignKey(Video, on_delete=models.CASCADE)
+    hashtag = models.ForeignKey(Hashtag, on_delete=models.CASCADE)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["video", "hashtag"], name="videohashtag_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.video_id}#{self.hashtag_id}"
+
+
+class VideoCounter(models.Model):
+    """Counted likes, comments, shares and plays of a video, spread over a few shard rows.
+
+    Each write adds to one shard picked at random in the writer's own transaction, so the count
+    is exact at commit and a viral video does not serialise every like on one row. A read sums
+    at most COUNTER_SHARDS rows. `engagement.services.counters.video_counters_recount` rebuilds
+    them from the interaction rows.
+    """
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="counter_shards")
+    shard = models.PositiveSmallIntegerField()
+    likes = models.BigIntegerField(default=0)
+    comments = models.BigIntegerField(default=0)
+    shares = models.BigIntegerField(default=0)
+    plays = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["video", "shard"], name="videocounter_unique_shard"),
+        ]
+
+    def __str__(self) -> str:
+        return f"video {self.video_id} shard {self.shard}"
+
+
+class Interaction(models.Model):
+    """Fields every interaction row carries."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    device_id = models.CharField(max_length=128, blank=True)
+    counted = models.BooleanField(default=True)
+
+    class Meta:
+        abstract = True
+
+
+class Like(Interaction):
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="likes")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "video"], name="like_unique_user_video"),
+        ]
+        indexes = [
+            models.Index(fields=["video", "created_at"], name="like_video_time_idx"),
+            models.Index(fields=["user", "created_at"], name="like_user_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} likes video {self.video_id}"
+
+
+class Comment(Interaction):
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="comments")
+    text = models.CharField(max_length=2000)
+    # Counted likes of this comment, kept exact in the liker's transaction.
+    like_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["video", "-id"], name="comment_video_idx"),
+            models.Index(fields=["user", "created_at"], name="comment_user_time_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(like_count__gte=0), name="comment_like_count_nonneg"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"comment {self.pk} on video {self.video_id}"
+
+
+class CommentLike(Interaction):
+    comment = models.ForeignKey(Comment, on_delete=models.CASCADE, related_name="likes")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "comment"], name="commentlike_unique_user_comment"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["comment", "created_at"], name="commentlike_comment_time_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} likes comment {self.comment_id}"
+
+
+class Share(Interaction):
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="shares")
+    channel = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["video", "created_at"], name="share_video_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} shared video {self.video_id}"
+
+
+class Play(Interaction):
+    """One play. A user's second and later plays of a video are replays (derived, not stored)."""
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="plays")
+    watched_ms = models.PositiveIntegerField()
+    completed = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["video", "created_at"], name="play_video_time_idx"),
+            models.Index(fields=["video", "user"], name="play_video_user_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} played video {self.video_id}"
+
+
+class Follow(Interaction):
+    """`user` follows `creator`; `source_video` is the video the follow came from, if any."""
+
+    creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="followers"
+    )
+    source_video = models.ForeignKey(
+        Video, null=True, blank=True, on_delete=models.SET_NULL, related_name="follows_gained"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "creator"], name="follow_unique_user_creator"),
+            models.CheckConstraint(condition=~Q(user=F("creator")), name="follow_not_self"),
+        ]
+        indexes = [models.Index(fields=["creator", "created_at"], name="follow_creator_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} follows {self.creator_id}"

@@ -1,0 +1,53 @@
+"""Reads for the API: one query per concern, no COUNT(*) over interaction tables."""
+
+from django.db.models import Prefetch, QuerySet
+
+from core.exceptions import NotFound
+from engagement.models import Comment, CommentLike, Hashtag, Like, User, Video
+from engagement.services.counters import video_counts
+
+
+def videos_queryset() -> QuerySet[Video]:
+    return Video.objects.select_related("creator").prefetch_related(
+        Prefetch("hashtags", queryset=Hashtag.objects.order_by("videohashtag__position"))
+    )
+
+
+def video_get(*, video_id: int) -> Video:
+    video = videos_queryset().filter(pk=video_id).first()
+    if video is None:
+        raise NotFound("No video with this id.", code="not_found")
+    return video
+
+
+def video_exists(*, video_id: int) -> bool:
+    return Video.objects.filter(pk=video_id).exists()
+
+
+def videos_decorate(videos: list[Video], *, viewer: User) -> list[Video]:
+    """Attach `counts` and `viewer_liked` to each video (two queries for the whole page)."""
+    ids = [video.pk for video in videos]
+    counts = video_counts(ids)
+    liked = set(
+        Like.objects.filter(user=viewer, video_id__in=ids).values_list("video_id", flat=True)
+    )
+    for video in videos:
+        video.counts = counts[video.pk]  # type: ignore[attr-defined]
+        video.viewer_liked = video.pk in liked  # type: ignore[attr-defined]
+    return videos
+
+
+def comments_queryset(*, video_id: int) -> QuerySet[Comment]:
+    return Comment.objects.filter(video_id=video_id).select_related("user")
+
+
+def comments_decorate(comments: list[Comment], *, viewer: User) -> list[Comment]:
+    ids = [comment.pk for comment in comments]
+    liked = set(
+        CommentLike.objects.filter(user=viewer, comment_id__in=ids).values_list(
+            "comment_id", flat=True
+        )
+    )
+    for comment in comments:
+        comment.viewer_liked = comment.pk in liked  # type: ignore[attr-defined]
+    return comments
