@@ -73,6 +73,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "engagement.User"
 KNOX_TOKEN_MODEL = "engagement.DeviceToken"
+# knox's own migration creates its default token table even when the model is swapped out;
+# our DeviceToken replaces it, so knox gets no migrations (and no orphan table).
+MIGRATION_MODULES = {"knox": None}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

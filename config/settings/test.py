@@ -17,7 +17,8 @@ THROTTLE_RATES.update(
 )
 DEBUG = False
 
-# Tests do not run collectstatic.
+# Tests do not run collectstatic; static files are not served in tests.
+MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMiddleware"]  # noqa: F405
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

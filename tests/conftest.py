@@ -1,0 +1,143 @@
+"""Fixtures shared by the whole suite.
+
+Everything runs against the real PostgreSQL and Redis that `make test` starts. Tests that cross
+the broker use `celery_worker`: a real `celery worker` process, started once per test process,
+connected to this process's test database and broker prefix.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django_redis import get_redis_connection
+from rest_framework.test import APIClient
+
+from engagement.models import DeviceToken, User
+from tests.factories import UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis_namespace() -> Iterator[None]:
+    """Each test starts with no throttle counters or cached entries of this test process."""
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    connection = get_redis_connection("default")
+    for key in connection.scan_iter(match=f"{prefix}:*", count=1000):
+        connection.delete(key)
+    yield
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+def _token_for(user: User, device_id: str = "test-device") -> str:
+    _, token = DeviceToken.objects.create(user=user, device_id=device_id)
+    return token
+
+
+@pytest.fixture
+def make_client() -> Callable[..., APIClient]:
+    """make_client(user) -> an APIClient sending that user's Bearer token."""
+
+    def make(user: User | None = None, device_id: str = "test-device") -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.credentials(
+                HTTP_AUTHORIZATION=f"Bearer {_token_for(user, device_id)}",
+                HTTP_X_DEVICE_ID=device_id,
+            )
+        return client
+
+    return make
+
+
+@pytest.fixture
+def user(db: None) -> User:
+    return UserFactory()
+
+
+@pytest.fixture
+def client_for_user(user: User, make_client: Callable[..., APIClient]) -> APIClient:
+    return make_client(user)
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[subprocess.Popen]:
+    """A real Celery worker process consuming every queue of this test process's broker prefix."""
+    worker_name = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": _database_url(),
+        "PYTEST_XDIST_WORKER": worker_name,
+    }
+    log_path = ROOT / ".local" / f"test-celery-{worker_name}.log"
+    log_path.parent.mkdir(exist_ok=True)
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            ",".join(settings.CELERY_TASK_QUEUE_NAMES),
+            "--hostname",
+            f"test-{worker_name}-{os.getpid()}@localhost",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    try:
+        while "ready." not in log_path.read_text():
+            if process.poll() is not None:
+                raise RuntimeError(f"celery worker exited early: {log_path.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"celery worker not ready in 60 s: {log_path.read_text()[-2000:]}"
+                )
+            time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.1) -> bool:
+    """Poll predicate until it is true or the timeout passes (bounded; returns the last result)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
