@@ -6,6 +6,7 @@ from core.api import views as core_views
 
 api_v1 = [
     path("", include("engagement.api.urls")),
+    path("", include("polls.api.urls")),
 ]
 
 urlpatterns = [

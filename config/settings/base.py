@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "rest_framework",
     "knox",
     "drf_spectacular",
@@ -29,6 +30,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "core",
     "engagement",
+    "polls",
 ]
 
 MIDDLEWARE = [
@@ -200,6 +202,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_QUEUE_NAMES = ["default", "tallies", "closing", "rewards", "integrity", "analytics"]
 CELERY_TASK_ROUTES = {
+    "polls.tasks.close_due_stickers": {"queue": "closing"},
+    "polls.tasks.finalize_sticker": {"queue": "closing"},
     "polls.tasks.*": {"queue": "tallies"},
     "rewards.tasks.*": {"queue": "rewards"},
     "integrity.tasks.*": {"queue": "integrity"},
@@ -208,6 +212,24 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # The beat schedule lives in code; django-celery-beat mirrors it into the database.
 CELERY_BEAT_SCHEDULE: dict = {
+    # Stickers close within a few seconds of closes_at; no per-sticker ETA tasks (on Redis they
+    # are redelivered after the visibility timeout and lost with the broker's memory).
+    "close-due-stickers": {
+        "task": "polls.tasks.close_due_stickers",
+        "schedule": timedelta(seconds=env.int("CLOSE_SWEEP_SECONDS", default=2)),
+        "options": {"expires": 10},
+    },
+    # Catches tally refreshes whose on-commit request was lost (broker or Redis down).
+    "sweep-tallies": {
+        "task": "polls.tasks.sweep_tallies",
+        "schedule": timedelta(seconds=env.int("TALLY_SWEEP_SECONDS", default=5)),
+        "options": {"expires": 10},
+    },
+    "purge-expired-tokens": {
+        "task": "engagement.tasks.purge_expired_tokens",
+        "schedule": timedelta(hours=6),
+        "options": {"expires": 3600},
+    },
     "purge-idempotency-keys": {
         "task": "core.tasks.purge_idempotency_keys",
         "schedule": timedelta(hours=1),

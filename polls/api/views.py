@@ -1,0 +1,184 @@
+"""Sticker endpoints. Views validate, call one service or selector, render."""
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api.base import BaseAPIView
+from core.client import client_info
+from engagement.models import User
+from engagement.selectors import video_exists
+from polls import selectors
+from polls.api import serializers as s
+from polls.services import definitions, lifecycle, voting
+from polls.services.definitions import StickerSpec
+
+
+def _viewer(request: Request) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _present_one(sticker_id: int, viewer: User) -> dict[str, Any]:
+    sticker = selectors.sticker_get(sticker_id=sticker_id, viewer=viewer)
+    return selectors.stickers_present([sticker], viewer=viewer)[0]
+
+
+class VideoStickersView(BaseAPIView):
+    @extend_schema(responses={200: s.StickerSerializer(many=True)}, tags=["stickers"])
+    def get(self, request: Request, video_id: int) -> Response:
+        viewer = _viewer(request)
+        if not video_exists(video_id=video_id):
+            from core.exceptions import NotFound
+
+            raise NotFound("No video with this id.")
+        stickers = selectors.stickers_for_video(video_id=video_id, viewer=viewer)
+        data = selectors.stickers_present(stickers, viewer=viewer)
+        return Response(s.StickerSerializer(data, many=True).data)
+
+    @extend_schema(
+        request=s.StickerCreateSerializer,
+        responses={201: s.StickerSerializer},
+        tags=["stickers"],
+        description="Add a sticker to your video. See SPEC §3 for the rules of each kind.",
+    )
+    def post(self, request: Request, video_id: int) -> Response:
+        data = s.StickerCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        viewer = _viewer(request)
+        sticker = definitions.sticker_create(
+            creator=viewer, video_id=video_id, spec=StickerSpec(**data.validated_data)
+        )
+        return Response(
+            s.StickerSerializer(_present_one(sticker.pk, viewer)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class StickerDetailView(BaseAPIView):
+    @extend_schema(responses={200: s.StickerSerializer}, tags=["stickers"])
+    def get(self, request: Request, sticker_id: int) -> Response:
+        return Response(s.StickerSerializer(_present_one(sticker_id, _viewer(request))).data)
+
+    @extend_schema(
+        request=s.StickerChangeSerializer,
+        responses={200: s.StickerSerializer},
+        tags=["stickers"],
+        description="Edit a scheduled sticker (creator only). Lists given replace the old ones.",
+    )
+    def patch(self, request: Request, sticker_id: int) -> Response:
+        data = s.StickerChangeSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        viewer = _viewer(request)
+        definitions.sticker_update(actor=viewer, sticker_id=sticker_id, changes=data.validated_data)
+        return Response(s.StickerSerializer(_present_one(sticker_id, viewer)).data)
+
+
+class StickerCloseView(BaseAPIView):
+    @extend_schema(request=None, responses={200: s.StickerSerializer}, tags=["stickers"])
+    def post(self, request: Request, sticker_id: int) -> Response:
+        viewer = _viewer(request)
+        lifecycle.sticker_close(actor=viewer, sticker_id=sticker_id)
+        return Response(s.StickerSerializer(_present_one(sticker_id, viewer)).data)
+
+
+class StickerCancelView(BaseAPIView):
+    @extend_schema(request=None, responses={200: s.StickerSerializer}, tags=["stickers"])
+    def post(self, request: Request, sticker_id: int) -> Response:
+        viewer = _viewer(request)
+        lifecycle.sticker_cancel(actor=viewer, sticker_id=sticker_id)
+        return Response(s.StickerSerializer(_present_one(sticker_id, viewer)).data)
+
+
+class StickerModerateView(BaseAPIView):
+    @extend_schema(
+        request=s.ModerateInputSerializer, responses={200: s.StickerSerializer}, tags=["stickers"]
+    )
+    def post(self, request: Request, sticker_id: int) -> Response:
+        data = s.ModerateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        viewer = _viewer(request)
+        lifecycle.sticker_moderate(actor=viewer, sticker_id=sticker_id, **data.validated_data)
+        return Response(s.StickerSerializer(_present_one(sticker_id, viewer)).data)
+
+
+class VoteView(BaseAPIView):
+    @extend_schema(
+        request=s.VoteInputSerializer,
+        responses={201: s.VoteOutSerializer, 200: s.VoteOutSerializer},
+        tags=["stickers"],
+        description="Vote (poll, ending): 201 for a new vote, 200 when it replaced (or repeated) "
+        "your vote.",
+    )
+    def post(self, request: Request, sticker_id: int) -> Response:
+        data = s.VoteInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = voting.vote_cast(
+            user=_viewer(request),
+            sticker_id=sticker_id,
+            option_ids=data.validated_data["option_ids"],
+            client=client_info(request),
+        )
+        body = {
+            "sticker_id": sticker_id,
+            "option_ids": result.vote.option_ids,
+            "voted_at": result.vote.voted_at,
+            "changed": result.changed,
+        }
+        return Response(
+            s.VoteOutSerializer(body).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+class ResultsView(BaseAPIView):
+    @extend_schema(
+        responses={
+            200: s.ResultsSerializer,
+            304: OpenApiResponse(description="Not modified (If-None-Match)"),
+        },
+        tags=["stickers"],
+        description="Live results (eventually consistent, `as_of` says when they were counted) "
+        "or, once `final`, the exact result. Supports ETag / If-None-Match.",
+    )
+    def get(self, request: Request, sticker_id: int) -> Response:
+        document, etag = selectors.sticker_results(sticker_id=sticker_id, viewer=_viewer(request))
+        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        return Response(document, headers=headers)
+
+
+class AnswerView(BaseAPIView):
+    @extend_schema(
+        request=s.AnswerInputSerializer, responses={201: s.AnswerOutSerializer}, tags=["stickers"]
+    )
+    def post(self, request: Request, sticker_id: int, checkpoint_id: int) -> Response:
+        data = s.AnswerInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = voting.answer_submit(
+            user=_viewer(request),
+            sticker_id=sticker_id,
+            checkpoint_id=checkpoint_id,
+            option_ids=data.validated_data["option_ids"],
+            client=client_info(request),
+        )
+        body = {
+            "correct": result.answer.is_correct,
+            "correct_option_ids": result.correct_option_ids,
+            "explanation": result.explanation,
+            "progress": result.progress.__dict__,
+        }
+        return Response(s.AnswerOutSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class ProgressView(BaseAPIView):
+    @extend_schema(responses={200: s.ProgressSerializer}, tags=["stickers"])
+    def get(self, request: Request, sticker_id: int) -> Response:
+        viewer = _viewer(request)
+        sticker = selectors.sticker_get(sticker_id=sticker_id, viewer=viewer)
+        progress = voting.quiz_progress(user=viewer, sticker_id=sticker.pk)
+        return Response(s.ProgressSerializer(progress.__dict__).data)

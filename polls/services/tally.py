@@ -1,0 +1,307 @@
+"""Tallies: live (debounced set-based aggregation), final (exact, once) and recounts.
+
+Live results are never counted on the write path. A committed vote asks for a refresh; at most
+one refresh per sticker is queued at a time (a Redis flag), and the tallies worker recomputes
+the whole tally with one GROUP BY over the sticker's counted votes. Votes committed while a
+refresh runs queue the next one, so live results trail the committed votes by about one
+aggregation (plus queueing). A periodic sweep refreshes any open sticker whose newest vote is
+newer than its tally, so nothing depends on the flag or the broker being there at commit time.
+
+Final results are computed when a sticker closes: in one transaction holding the sticker's row
+lock, one INSERT … SELECT writes the ranked StickerResult rows from the vote rows, and the
+sticker becomes `final`. Running it again on a final sticker does nothing; a crash rolls it back.
+
+Tie rule: among options (or comments) with the same count, the one that reached that count first
+wins, i.e. the one whose last counted vote (like) is oldest; if that is equal too, the lower
+option position (or comment id) wins.
+"""
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+
+from engagement.models import Comment, CommentLike
+from polls.models import Sticker, StickerOption, StickerResult, StickerTally, Vote
+from polls.services.cache import sticker_cache_forget, tally_store
+
+logger = logging.getLogger(__name__)
+
+LEADERBOARD_SIZE = 10
+FINAL_LEADERBOARD_SIZE = 100
+REFRESH_FLAG_TTL = 10
+
+VOTABLE = (Sticker.Kind.POLL, Sticker.Kind.ENDING)
+
+_OPTION_AGGREGATE = f"""
+    SELECT choice.option_id, count(*) AS votes, max(v.voted_at) AS reached_at
+    FROM {Vote._meta.db_table} v
+    CROSS JOIN LATERAL unnest(v.option_ids) AS choice(option_id)
+    WHERE v.sticker_id = %(sticker)s AND v.counted
+    GROUP BY choice.option_id
+"""
+_RANKED_OPTIONS = f"""
+    SELECT o.id AS option_id, COALESCE(t.votes, 0) AS votes, t.reached_at,
+           row_number() OVER (
+               ORDER BY COALESCE(t.votes, 0) DESC, t.reached_at ASC NULLS LAST, o.position ASC
+           ) AS rank
+    FROM {StickerOption._meta.db_table} o
+    LEFT JOIN ({_OPTION_AGGREGATE}) t ON t.option_id = o.id
+    WHERE o.sticker_id = %(sticker)s
+"""
+_RANKED_COMMENTS = f"""
+    SELECT c.id AS comment_id, count(*) AS votes, max(cl.created_at) AS reached_at,
+           row_number() OVER (ORDER BY count(*) DESC, max(cl.created_at) ASC, c.id ASC) AS rank
+    FROM {CommentLike._meta.db_table} cl
+    JOIN {Comment._meta.db_table} c ON c.id = cl.comment_id
+    WHERE c.video_id = %(video)s AND c.counted AND cl.counted
+      AND cl.created_at < %(cutoff)s AND c.created_at < %(cutoff)s
+    GROUP BY c.id
+"""
+_VOTERS = f"SELECT count(*) FROM {Vote._meta.db_table} WHERE sticker_id = %(sticker)s AND counted"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+# --- live ------------------------------------------------------------------------------------
+def tally_request(*, sticker_id: int) -> None:
+    """Ask for a live refresh (call after commit). Queues at most one pending refresh."""
+    from polls.tasks import refresh_sticker_tally
+
+    try:
+        queued = cache.add(f"polls:refresh-queued:{sticker_id}", 1, REFRESH_FLAG_TTL)
+    except Exception:  # Redis down: the periodic sweep catches up
+        logger.warning("could not flag tally refresh for sticker %s", sticker_id)
+        return
+    if queued:
+        try:
+            refresh_sticker_tally.delay(sticker_id)
+        except Exception:
+            cache.delete(f"polls:refresh-queued:{sticker_id}")
+            logger.warning("broker unreachable; sweep will refresh sticker %s", sticker_id)
+
+
+def sticker_tally_refresh(*, sticker_id: int) -> dict[str, Any] | None:
+    """Recompute the live tally from the rows; store it in PostgreSQL and Redis."""
+    # Clear the flag first: votes that commit from now on queue the next refresh.
+    cache.delete(f"polls:refresh-queued:{sticker_id}")
+    sticker = Sticker.objects.filter(pk=sticker_id).only("id", "kind", "video_id", "state").first()
+    if sticker is None or sticker.state == Sticker.State.FINAL:
+        return None
+    as_of = timezone.now()
+    with connection.cursor() as cursor:
+        if sticker.kind in VOTABLE:
+            cursor.execute(_RANKED_OPTIONS + " ORDER BY rank", {"sticker": sticker_id})
+            rows = cursor.fetchall()
+            cursor.execute(_VOTERS, {"sticker": sticker_id})
+            total = cursor.fetchone()[0]
+        elif sticker.kind == Sticker.Kind.COMMENT_PICK:
+            rows = [
+                (comment_id, likes, None, rank)
+                for rank, (comment_id, likes) in enumerate(
+                    Comment.objects.filter(
+                        video_id=sticker.video_id, counted=True, like_count__gt=0
+                    )
+                    .order_by("-like_count", "id")
+                    .values_list("id", "like_count")[:LEADERBOARD_SIZE],
+                    start=1,
+                )
+            ]
+            total = sum(row[1] for row in rows)
+        else:
+            return None
+    entries = [
+        {"id": target, "votes": votes, "reached_at": _iso(reached_at)}
+        for target, votes, reached_at, _rank in rows
+    ]
+    StickerTally.objects.update_or_create(
+        sticker_id=sticker_id, defaults={"as_of": as_of, "total_votes": total, "entries": entries}
+    )
+    tally = {"as_of": _iso(as_of), "total_votes": total, "entries": entries, "final": False}
+    tally_store(sticker_id, tally)
+    return tally
+
+
+def tallies_sweep() -> list[int]:
+    """Refresh every open votable sticker whose newest vote is newer than its tally."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT s.id FROM {Sticker._meta.db_table} s
+            LEFT JOIN {StickerTally._meta.db_table} t ON t.sticker_id = s.id
+            WHERE s.state IN ('open', 'closed') AND s.kind IN ('poll', 'ending')
+              AND EXISTS (
+                SELECT 1 FROM {Vote._meta.db_table} v
+                WHERE v.sticker_id = s.id AND (t.as_of IS NULL OR v.voted_at > t.as_of)
+              )
+            """
+        )
+        stale = [row[0] for row in cursor.fetchall()]
+    for sticker_id in stale:
+        tally_request(sticker_id=sticker_id)
+    return stale
+
+
+def tally_load(*, sticker: Sticker) -> dict[str, Any]:
+    """The tally a results read shows: final rows when final, else the live tally."""
+    if sticker.state == Sticker.State.FINAL:
+        results = list(StickerResult.objects.filter(sticker=sticker).order_by("rank"))
+        tally = {
+            "as_of": _iso(sticker.finalized_at),
+            "total_votes": sticker.total_votes or 0,
+            "entries": [
+                {
+                    "id": result.option_id or result.comment_id,
+                    "votes": result.votes,
+                    "reached_at": _iso(result.reached_at),
+                }
+                for result in results
+            ],
+            "final": True,
+        }
+        tally_store(sticker.pk, tally)
+        return tally
+    live = StickerTally.objects.filter(sticker=sticker).first()
+    if live is None:
+        tally_request(sticker_id=sticker.pk)
+        return {"as_of": None, "total_votes": 0, "entries": [], "final": False}
+    tally = {
+        "as_of": _iso(live.as_of),
+        "total_votes": live.total_votes,
+        "entries": live.entries,
+        "final": False,
+    }
+    tally_store(sticker.pk, tally)
+    return tally
+
+
+# --- closing and final results ---------------------------------------------------------------
+def stickers_open_due() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {Sticker._meta.db_table} SET state = 'open', updated_at = now()
+            WHERE state = 'scheduled' AND opens_at <= now()
+              AND (closes_at IS NULL OR closes_at > now())
+            RETURNING id
+            """
+        )
+        opened = [row[0] for row in cursor.fetchall()]
+    for sticker_id in opened:
+        sticker_cache_forget(sticker_id)
+    return len(opened)
+
+
+def stickers_close_due() -> list[int]:
+    """Close every sticker whose closes_at has passed; returns the ids awaiting finalization."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {Sticker._meta.db_table}
+            SET state = 'closed', closed_at = closes_at, updated_at = now()
+            WHERE state IN ('scheduled', 'open') AND closes_at <= now()
+            RETURNING id
+            """
+        )
+        for (sticker_id,) in cursor.fetchall():
+            sticker_cache_forget(sticker_id)
+        cursor.execute(f"SELECT id FROM {Sticker._meta.db_table} WHERE state = 'closed'")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@transaction.atomic
+def sticker_finalize(*, sticker_id: int) -> bool:
+    """Compute the exact final result of a closed sticker. False when there was nothing to do."""
+    sticker = Sticker.objects.select_for_update().filter(pk=sticker_id).first()
+    if sticker is None or sticker.state != Sticker.State.CLOSED:
+        return False
+    _results_write(sticker)
+    sticker.state = Sticker.State.FINAL
+    sticker.finalized_at = timezone.now()
+    sticker.save(
+        update_fields=[
+            "state",
+            "finalized_at",
+            "total_votes",
+            "winner_option",
+            "winner_comment",
+            "updated_at",
+        ]
+    )
+    transaction.on_commit(lambda: sticker_cache_forget(sticker_id))
+    return True
+
+
+def _results_write(sticker: Sticker) -> None:
+    """(Re)write StickerResult rows, total_votes and the winner, all in SQL."""
+    table = StickerResult._meta.db_table
+    StickerResult.objects.filter(sticker=sticker).delete()
+    sticker.total_votes = 0
+    sticker.winner_option = None
+    sticker.winner_comment = None
+    with connection.cursor() as cursor:
+        if sticker.kind in VOTABLE:
+            cursor.execute(
+                f"INSERT INTO {table} (sticker_id, option_id, comment_id, votes, reached_at, rank) "
+                f"SELECT %(sticker)s, option_id, NULL, votes, reached_at, rank "
+                f"FROM ({_RANKED_OPTIONS}) ranked",
+                {"sticker": sticker.pk},
+            )
+            cursor.execute(_VOTERS, {"sticker": sticker.pk})
+            sticker.total_votes = cursor.fetchone()[0]
+            cursor.execute(
+                f"SELECT option_id FROM {table} WHERE sticker_id = %s AND rank = 1 AND votes > 0",
+                [sticker.pk],
+            )
+            row = cursor.fetchone()
+            sticker.winner_option_id = row[0] if row else None
+        elif sticker.kind == Sticker.Kind.COMMENT_PICK:
+            cutoff = sticker.closed_at or sticker.closes_at or timezone.now()
+            cursor.execute(
+                f"INSERT INTO {table} (sticker_id, option_id, comment_id, votes, reached_at, rank) "
+                f"SELECT %(sticker)s, NULL, comment_id, votes, reached_at, rank "
+                f"FROM ({_RANKED_COMMENTS}) ranked WHERE rank <= {FINAL_LEADERBOARD_SIZE}",
+                {"sticker": sticker.pk, "video": sticker.video_id, "cutoff": cutoff},
+            )
+            cursor.execute(
+                f"SELECT comment_id FROM {table} WHERE sticker_id = %s ORDER BY rank LIMIT 1",
+                [sticker.pk],
+            )
+            row = cursor.fetchone()
+            sticker.winner_comment_id = row[0] if row else None
+            cursor.execute(
+                f"SELECT count(*) FROM {CommentLike._meta.db_table} cl "
+                f"JOIN {Comment._meta.db_table} c ON c.id = cl.comment_id "
+                f"WHERE c.video_id = %s AND c.counted AND cl.counted AND cl.created_at < %s "
+                f"AND c.created_at < %s",
+                [sticker.video_id, cutoff, cutoff],
+            )
+            sticker.total_votes = cursor.fetchone()[0]
+
+
+@transaction.atomic
+def sticker_recount(*, sticker_id: int) -> bool:
+    """Recompute from the rows after `counted` flags changed: final results, or the live tally."""
+    sticker = Sticker.objects.select_for_update().filter(pk=sticker_id).first()
+    if sticker is None:
+        return False
+    if sticker.state == Sticker.State.FINAL:
+        _results_write(sticker)
+        sticker.save(update_fields=["total_votes", "winner_option", "winner_comment", "updated_at"])
+        transaction.on_commit(lambda: sticker_cache_forget(sticker_id))
+    else:
+        transaction.on_commit(lambda: tally_request(sticker_id=sticker_id))
+    return True
+
+
+def finalize_request(*, sticker_id: int) -> None:
+    """Queue finalization unless it was queued in the last half minute."""
+    from polls.tasks import finalize_sticker
+
+    if cache.add(f"polls:finalize-queued:{sticker_id}", 1, 30):
+        finalize_sticker.delay(sticker_id)

@@ -1,0 +1,203 @@
+"""Votes (poll, ending) and quiz answers (SPEC §2.2: one per user, by database constraint).
+
+A vote takes FOR KEY SHARE on the sticker row: voters do not block each other, and closing
+(FOR UPDATE) waits for votes in flight, so no vote lands after a sticker was finalized.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from core.client import ClientInfo
+from core.db import insert_ignoring_conflict
+from core.exceptions import Conflict, InvalidInput, NotFound
+from engagement.models import User
+from polls.models import Answer, Checkpoint, CheckpointOption, Sticker, StickerOption, Vote
+from polls.services.tally import VOTABLE, tally_request
+from polls.state import effective_state
+
+
+@dataclass(frozen=True)
+class VoteResult:
+    vote: Vote
+    created: bool
+    changed: bool
+
+
+@dataclass(frozen=True)
+class _StickerRow:
+    id: int
+    kind: str
+    state: str
+    opens_at: datetime
+    closes_at: datetime | None
+    max_choices: int
+    allow_vote_change: bool
+
+
+def _sticker_key_share(sticker_id: int) -> _StickerRow:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, kind, state, opens_at, closes_at, max_choices, allow_vote_change "
+            f"FROM {Sticker._meta.db_table} WHERE id = %s FOR KEY SHARE",
+            [sticker_id],
+        )
+        row = cursor.fetchone()
+    if row is None or row[2] == Sticker.State.MODERATED:
+        raise NotFound("No sticker with this id.")
+    return _StickerRow(*row)
+
+
+def _check_open(sticker: _StickerRow, now: datetime) -> None:
+    state = effective_state(
+        state=sticker.state, opens_at=sticker.opens_at, closes_at=sticker.closes_at, now=now
+    )
+    if state != Sticker.State.OPEN:
+        raise Conflict(f"The sticker is {state}, not open.", code="sticker_not_open")
+
+
+def _check_choices(option_ids: list[int], allowed: set[int], max_choices: int) -> None:
+    if not option_ids:
+        raise InvalidInput(
+            "Invalid input: option_ids: choose at least one option.",
+            code="invalid",
+            errors={"option_ids": ["Choose at least one option."]},
+        )
+    if len(set(option_ids)) != len(option_ids):
+        raise InvalidInput(
+            "Invalid input: option_ids: an option is listed twice.",
+            code="duplicate_options",
+            errors={"option_ids": ["An option is listed twice."]},
+        )
+    if len(option_ids) > max_choices:
+        raise InvalidInput(
+            f"Invalid input: option_ids: choose at most {max_choices}.",
+            code="too_many_options",
+            errors={"option_ids": [f"Choose at most {max_choices} option(s)."]},
+        )
+    foreign = [option_id for option_id in option_ids if option_id not in allowed]
+    if foreign:
+        raise InvalidInput(
+            "Invalid input: option_ids: not options of this sticker.",
+            code="foreign_option",
+            errors={"option_ids": [f"Not options of this sticker: {foreign}."]},
+        )
+
+
+@transaction.atomic(durable=True)
+def vote_cast(
+    *, user: User, sticker_id: int, option_ids: list[int], client: ClientInfo
+) -> VoteResult:
+    sticker = _sticker_key_share(sticker_id)
+    if sticker.kind not in VOTABLE:
+        raise InvalidInput(f"A {sticker.kind} sticker takes no votes.", code="not_votable")
+    allowed = set(StickerOption.objects.filter(sticker_id=sticker_id).values_list("id", flat=True))
+    _check_choices(option_ids, allowed, sticker.max_choices)
+    now = timezone.now()
+    _check_open(sticker, now)
+    chosen = sorted(option_ids)
+    new_id = insert_ignoring_conflict(
+        Vote,
+        {
+            "sticker": sticker_id,
+            "user": user.pk,
+            "option_ids": chosen,
+            "created_at": now,
+            "voted_at": now,
+            "ip": client.ip,
+            "device_id": client.device_id,
+            "counted": True,
+        },
+        ["sticker", "user"],
+    )
+    if new_id is not None:
+        vote = Vote.objects.get(pk=new_id)
+        transaction.on_commit(lambda: tally_request(sticker_id=sticker_id))
+        return VoteResult(vote=vote, created=True, changed=False)
+    vote = Vote.objects.select_for_update().get(sticker_id=sticker_id, user=user)
+    if sorted(vote.option_ids) == chosen:
+        return VoteResult(vote=vote, created=False, changed=False)
+    if not sticker.allow_vote_change:
+        raise Conflict(
+            "This sticker does not allow changing a vote.", code="vote_change_not_allowed"
+        )
+    vote.option_ids = chosen
+    vote.voted_at = now
+    vote.ip = client.ip
+    vote.device_id = client.device_id
+    vote.save(update_fields=["option_ids", "voted_at", "ip", "device_id"])
+    transaction.on_commit(lambda: tally_request(sticker_id=sticker_id))
+    return VoteResult(vote=vote, created=False, changed=True)
+
+
+@dataclass(frozen=True)
+class Progress:
+    answered: int
+    total: int
+    correct: int
+    completed: bool
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    answer: Answer
+    correct_option_ids: list[int]
+    explanation: str
+    progress: Progress
+
+
+def quiz_progress(*, user: User, sticker_id: int) -> Progress:
+    total = Checkpoint.objects.filter(sticker_id=sticker_id).count()
+    answers = list(
+        Answer.objects.filter(sticker_id=sticker_id, user=user).values_list("is_correct", flat=True)
+    )
+    return Progress(
+        answered=len(answers),
+        total=total,
+        correct=sum(1 for correct in answers if correct),
+        completed=total > 0 and len(answers) >= total,
+    )
+
+
+@transaction.atomic(durable=True)
+def answer_submit(
+    *, user: User, sticker_id: int, checkpoint_id: int, option_ids: list[int], client: ClientInfo
+) -> AnswerResult:
+    sticker = _sticker_key_share(sticker_id)
+    checkpoint = Checkpoint.objects.filter(pk=checkpoint_id, sticker_id=sticker_id).first()
+    if checkpoint is None:
+        raise NotFound("No checkpoint with this id on this sticker.")
+    options = list(
+        CheckpointOption.objects.filter(checkpoint=checkpoint).values_list("id", "is_correct")
+    )
+    allowed = {option_id for option_id, _ in options}
+    correct_ids = sorted(option_id for option_id, is_correct in options if is_correct)
+    _check_choices(option_ids, allowed, len(allowed))
+    _check_open(sticker, timezone.now())
+    chosen = sorted(option_ids)
+    is_correct = chosen == correct_ids
+    new_id = insert_ignoring_conflict(
+        Answer,
+        {
+            "sticker": sticker_id,
+            "checkpoint": checkpoint_id,
+            "user": user.pk,
+            "option_ids": chosen,
+            "is_correct": is_correct,
+            "created_at": timezone.now(),
+            "ip": client.ip,
+            "device_id": client.device_id,
+            "counted": True,
+        },
+        ["checkpoint", "user"],
+    )
+    if new_id is None:
+        raise Conflict("You already answered this checkpoint.", code="already_answered")
+    return AnswerResult(
+        answer=Answer.objects.get(pk=new_id),
+        correct_option_ids=correct_ids,
+        explanation=checkpoint.explanation,
+        progress=quiz_progress(user=user, sticker_id=sticker_id),
+    )
