@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
@@ -20,6 +21,11 @@ urlpatterns = [
     path("api/v1/healthz", core_views.HealthView.as_view()),
     path("api/v1/readyz", core_views.ReadyView.as_view()),
 ]
+
+if settings.BENCH_ENDPOINTS:
+    from core.api.bench import BareView
+
+    urlpatterns.append(path("api/v1/_bench/bare", BareView.as_view()))
 
 handler400 = "core.api.views.bad_request"
 handler403 = "core.api.views.permission_denied"

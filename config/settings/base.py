@@ -177,6 +177,9 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# Bare endpoints for `make bench` (never in production).
+BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", default=False)
+
 # --- Idempotency ------------------------------------------------------------------------------
 # How long a stored answer to an Idempotency-Key is replayed, and after how long a request that
 # never finished (its process died) stops blocking its key.

@@ -11,6 +11,8 @@ if DEBUG:
 if SECRET_KEY == "insecure-dev-key-change-me" or len(SECRET_KEY) < 32:
     raise ImproperlyConfigured("Set DJANGO_SECRET_KEY to a random value of 32+ characters.")
 
+BENCH_ENDPOINTS = False
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
