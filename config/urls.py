@@ -8,6 +8,7 @@ from core.api import views as core_views
 api_v1 = [
     path("", include("engagement.api.urls")),
     path("", include("polls.api.urls")),
+    path("", include("rewards.api.urls")),
 ]
 
 urlpatterns = [

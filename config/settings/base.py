@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "core",
     "engagement",
     "polls",
+    "rewards",
 ]
 
 MIDDLEWARE = [
@@ -228,6 +229,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": timedelta(seconds=env.int("TALLY_SWEEP_SECONDS", default=5)),
         "options": {"expires": 10},
     },
+    # The rewards consumer also runs on a clock, so a lost wake-up only delays grants.
+    "sweep-reward-events": {
+        "task": "rewards.tasks.process_reward_events",
+        "schedule": timedelta(seconds=env.int("REWARDS_SWEEP_SECONDS", default=10)),
+        "options": {"expires": 30},
+    },
     "purge-expired-tokens": {
         "task": "engagement.tasks.purge_expired_tokens",
         "schedule": timedelta(hours=6),
@@ -238,6 +245,13 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": timedelta(hours=1),
         "options": {"queue": "default", "expires": 3600},
     },
+}
+
+# Consumers woken after a lower app commits (see core/wakeups.py): topic -> task names.
+WAKE_ON_COMMIT: dict[str, list[str]] = {
+    "interactions": ["rewards.tasks.process_reward_events"],
+    "votes": ["rewards.tasks.process_reward_events"],
+    "stickers_final": ["rewards.tasks.process_reward_events"],
 }
 
 # --- Logging ----------------------------------------------------------------------------------

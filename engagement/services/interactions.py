@@ -13,6 +13,7 @@ from django.db.models import F
 from core.client import ClientInfo
 from core.db import insert_ignoring_conflict
 from core.exceptions import InvalidInput, NotFound
+from core.wakeups import wake
 from engagement.models import Comment, CommentLike, Follow, Like, Play, Share, User, Video
 from engagement.services.counters import video_counter_add, video_lock_shared
 
@@ -47,6 +48,7 @@ def video_like(*, user: User, video_id: int, client: ClientInfo) -> ToggleResult
     )
     if new_id is not None:
         video_counter_add(video_id=video_id, counter="likes", delta=1)
+        wake("interactions")
     return ToggleResult(created=new_id is not None)
 
 

@@ -24,6 +24,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.wakeups import wake
 from engagement.models import Comment, CommentLike
 from polls.models import Sticker, StickerOption, StickerResult, StickerTally, Vote
 from polls.services.cache import sticker_cache_forget, tally_store
@@ -234,6 +235,7 @@ def sticker_finalize(*, sticker_id: int) -> bool:
         ]
     )
     transaction.on_commit(lambda: sticker_cache_forget(sticker_id))
+    wake("stickers_final")
     return True
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from core.client import ClientInfo
 from core.db import insert_ignoring_conflict
 from core.exceptions import Conflict, InvalidInput, NotFound
+from core.wakeups import wake
 from engagement.models import User
 from polls.models import Answer, Checkpoint, CheckpointOption, Sticker, StickerOption, Vote
 from polls.services.tally import VOTABLE, tally_request
@@ -115,6 +116,7 @@ def vote_cast(
     if new_id is not None:
         vote = Vote.objects.get(pk=new_id)
         transaction.on_commit(lambda: tally_request(sticker_id=sticker_id))
+        wake("votes")
         return VoteResult(vote=vote, created=True, changed=False)
     vote = Vote.objects.select_for_update().get(sticker_id=sticker_id, user=user)
     if sorted(vote.option_ids) == chosen:
@@ -195,6 +197,7 @@ def answer_submit(
     )
     if new_id is None:
         raise Conflict("You already answered this checkpoint.", code="already_answered")
+    wake("votes")
     return AnswerResult(
         answer=Answer.objects.get(pk=new_id),
         correct_option_ids=correct_ids,

@@ -1,0 +1,162 @@
+"""Staff: catalog, rules (with backfill and a preview), grants and entitlements (with revoke)."""
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from engagement.admin import BigTableAdmin
+from rewards.models import (
+    ActivityEvent,
+    Badge,
+    ConsumerCursor,
+    Entitlement,
+    Grant,
+    Perk,
+    RewardRule,
+)
+from rewards.services.grants import grants_revoke
+from rewards.services.rules import rule_preview
+
+
+@admin.register(Badge)
+class BadgeAdmin(admin.ModelAdmin):
+    list_display = ("id", "slug", "name", "creator", "expires_at", "created_at")
+    search_fields = ("slug", "name", "creator__username")
+    autocomplete_fields = ("creator",)
+    list_filter = ("expires_at",)
+
+
+@admin.register(Perk)
+class PerkAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "slug",
+        "name",
+        "stock",
+        "redeemed_count",
+        "remaining",
+        "per_user_limit",
+        "valid_until",
+    )
+    search_fields = ("slug", "name")
+    readonly_fields = ("redeemed_count",)
+    list_filter = ("valid_until",)
+
+    @admin.display(description="remaining")
+    def remaining(self, perk: Perk) -> str:
+        return "unlimited" if perk.stock is None else str(perk.stock - perk.redeemed_count)
+
+
+@admin.register(RewardRule)
+class RewardRuleAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "name",
+        "trigger",
+        "threshold",
+        "reward",
+        "period",
+        "is_active",
+        "backfilled_at",
+    )
+    list_filter = ("trigger", "is_active", "period")
+    search_fields = ("name",)
+    autocomplete_fields = ("creator", "badge", "perk")
+    raw_id_fields = ("sticker",)
+    readonly_fields = ("created_at", "backfilled_at", "would_grant")
+    actions = ["backfill", "preview"]
+
+    @admin.display(description="grants")
+    def reward(self, rule: RewardRule) -> str:
+        return f"badge {rule.badge}" if rule.badge_id else f"perk {rule.perk}"
+
+    @admin.display(description="a backfill now would grant")
+    def would_grant(self, rule: RewardRule) -> str:
+        if rule.pk is None:
+            return "—"
+        return format_html("{} user(s)", rule_preview(rule))
+
+    def save_model(self, request: HttpRequest, obj: RewardRule, form: object, change: bool) -> None:
+        was_active = (
+            RewardRule.objects.filter(pk=obj.pk).values_list("is_active", flat=True).first()
+            if change
+            else False
+        )
+        super().save_model(request, obj, form, change)  # type: ignore[arg-type]
+        if obj.is_active and not was_active:
+            # A rule created or activated later applies to history.
+            from rewards.tasks import backfill_rule
+
+            rule_id = obj.pk
+            transaction.on_commit(lambda: backfill_rule.delay(rule_id))
+            self.message_user(request, "Backfill queued: the rule applies to history too.")
+
+    @admin.action(description="Backfill: apply to history now")
+    def backfill(self, request: HttpRequest, queryset: QuerySet[RewardRule]) -> None:
+        from rewards.services.grants import rule_backfill
+
+        total = sum(
+            rule_backfill(rule_id=rule_id) for rule_id in queryset.values_list("pk", flat=True)
+        )
+        self.message_user(request, f"Backfill granted {total} reward(s).", messages.SUCCESS)
+
+    @admin.action(description="Preview: how many users a backfill would grant")
+    def preview(self, request: HttpRequest, queryset: QuerySet[RewardRule]) -> None:
+        for rule in queryset.select_related("badge", "perk"):
+            self.message_user(
+                request, f"{rule.name}: {rule_preview(rule)} user(s) would be granted."
+            )
+
+
+@admin.register(Grant)
+class GrantAdmin(BigTableAdmin):
+    date_hierarchy = "granted_at"
+    list_display = (
+        "id",
+        "user",
+        "rule",
+        "badge",
+        "period_key",
+        "granted_at",
+        "source",
+        "revoked_at",
+    )
+    list_filter = ("source", "rule", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("user__username", "rule__name")
+    autocomplete_fields = ("user",)
+    raw_id_fields = ("rule", "badge")
+    readonly_fields = ("rule", "user", "period_key", "badge", "granted_at", "source", "revoked_at")
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke (reason: revoked by staff)")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
+        reason = f"revoked by staff ({request.user})"
+        count = grants_revoke(grant_ids=list(queryset.values_list("pk", flat=True)), reason=reason)
+        self.message_user(request, f"Revoked {count} grant(s).", messages.SUCCESS)
+
+
+@admin.register(Entitlement)
+class EntitlementAdmin(BigTableAdmin):
+    date_hierarchy = "created_at"
+    list_display = ("id", "user", "perk", "created_at", "redeemed_at", "code", "revoked_at")
+    list_filter = ("perk", ("redeemed_at", admin.EmptyFieldListFilter))
+    search_fields = ("user__username", "code")
+    autocomplete_fields = ("user",)
+    raw_id_fields = ("grant", "perk")
+    readonly_fields = ("grant", "user", "perk", "created_at", "redeemed_at", "code", "revoked_at")
+
+
+@admin.register(ActivityEvent)
+class ActivityEventAdmin(BigTableAdmin):
+    list_display = ("id", "user", "kind", "video", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("user__username",)
+    autocomplete_fields = ("user",)
+    raw_id_fields = ("video",)
+
+
+@admin.register(ConsumerCursor)
+class ConsumerCursorAdmin(admin.ModelAdmin):
+    list_display = ("name", "position", "updated_at")
