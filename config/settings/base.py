@@ -66,7 +66,7 @@ TEMPLATES = [
 
 # --- Database --------------------------------------------------------------------------------
 DATABASES = {
-    "default": env.db("DATABASE_URL", default="postgres://chorus:chorus@127.0.0.1:55432/chorus"),
+    "default": env.db("DATABASE_URL", default="postgres://chorus:chorus@127.0.0.1:15432/chorus"),
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -88,7 +88,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 # --- Redis: cache and throttles (only data that can be rebuilt from PostgreSQL) --------------
-REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:56379/0")
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:16379/0")
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
@@ -188,7 +188,7 @@ IDEMPOTENCY_KEY_TTL = timedelta(hours=env.int("IDEMPOTENCY_KEY_TTL_HOURS", defau
 IDEMPOTENCY_STALE_AFTER = timedelta(seconds=env.int("IDEMPOTENCY_STALE_SECONDS", default=60))
 
 # --- Celery -----------------------------------------------------------------------------------
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:56379/1")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:16379/1")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
