@@ -1,5 +1,13 @@
+import re
+
+from django.utils.translation import gettext_lazy as _
 from knox.auth import TokenAuthentication
 from knox.models import AbstractAuthToken
+from rest_framework import exceptions
+
+# knox tokens are hex; anything that is not printable ASCII (undecodable bytes, NUL) is refused
+# before it reaches the database.
+_TOKEN_RE = re.compile(rb"^[\x21-\x7e]+$")
 
 
 class BearerTokenAuthentication(TokenAuthentication):
@@ -9,6 +17,11 @@ class BearerTokenAuthentication(TokenAuthentication):
     request); expired tokens are purged by a periodic task instead, so only the presented token
     is checked here.
     """
+
+    def authenticate_credentials(self, token: bytes) -> tuple:
+        if not _TOKEN_RE.match(token):
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
+        return super().authenticate_credentials(token)
 
     def _cleanup_token(self, auth_token: AbstractAuthToken) -> bool:
         from django.utils import timezone

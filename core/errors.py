@@ -11,6 +11,7 @@ import math
 from http import HTTPStatus
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError, OperationalError
 from drf_standardized_errors.formatter import ExceptionFormatter
@@ -65,6 +66,12 @@ class ServiceUnavailable(exceptions.APIException):
     status_code = 503
     default_detail = "A backing service is unavailable; try again shortly."
     default_code = "service_unavailable"
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "The request body is too large."
+    default_code = "request_too_large"
 
 
 def _field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -154,6 +161,10 @@ class ProblemExceptionHandler(ExceptionHandler):
             return exceptions.ValidationError(
                 exc.message_dict if hasattr(exc, "error_dict") else exc.messages
             )
+        if isinstance(exc, RequestDataTooBig):
+            # Raised when the body is read (Idempotency-Key fingerprint, parsing) past
+            # DATA_UPLOAD_MAX_MEMORY_SIZE; Django would answer 400, 413 says why.
+            return RequestTooLarge()
         if isinstance(exc, IntegrityError):
             # A constraint caught what validation missed (usually a race); the request is
             # refused and nothing was written.

@@ -81,10 +81,14 @@ def idempotency_claim(request: Request) -> IdempotencyClaim | None:
             if existing.created_at < now - settings.IDEMPOTENCY_KEY_TTL:
                 existing.delete()
                 continue
+            headers = dict(existing.response_headers)
+            # Replayed errors stay problem documents (application/problem+json).
+            content_type = headers.pop("Content-Type", None)
             response = Response(
                 json.loads(existing.response_body) if existing.response_body else None,
                 status=existing.response_status,
-                headers={**existing.response_headers, "Idempotent-Replayed": "true"},
+                headers={**headers, "Idempotent-Replayed": "true"},
+                content_type=content_type,
             )
             raise IdempotentReplay(response)
         if existing.created_at < now - settings.IDEMPOTENCY_STALE_AFTER:
@@ -106,6 +110,8 @@ def idempotency_complete(claim: IdempotencyClaim, response: Response) -> None:
         IdempotencyRecord.objects.filter(pk=claim.record_id).delete()
         return
     headers = {name: response[name] for name in _REPLAYED_HEADERS if response.has_header(name)}
+    if response.content_type:
+        headers["Content-Type"] = response.content_type
     IdempotencyRecord.objects.filter(pk=claim.record_id).update(
         state=IdempotencyRecord.State.COMPLETED,
         response_status=response.status_code,

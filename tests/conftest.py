@@ -10,14 +10,31 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db.models import Max, Model, Sum
 from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 
-from engagement.models import DeviceToken, User
+from core.models import IdempotencyRecord
+from engagement.models import (
+    Comment,
+    CommentLike,
+    DeviceToken,
+    Follow,
+    Hashtag,
+    Like,
+    Play,
+    Share,
+    User,
+    Video,
+    VideoCounter,
+    VideoHashtag,
+)
 from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +78,7 @@ def make_client() -> Callable[..., APIClient]:
 
 @pytest.fixture
 def user(db: None) -> User:
-    return UserFactory()
+    return UserFactory.create()
 
 
 @pytest.fixture
@@ -141,3 +158,98 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: f
             return True
         time.sleep(interval)
     return predicate()
+
+
+# --- helpers for exact assertions on refusals ---------------------------------------------------
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+_STATE_MODELS: tuple[type[Model], ...] = (
+    User,
+    DeviceToken,
+    Video,
+    Hashtag,
+    VideoHashtag,
+    VideoCounter,
+    Like,
+    Comment,
+    CommentLike,
+    Share,
+    Play,
+    Follow,
+    IdempotencyRecord,
+)
+
+
+def database_state() -> dict[str, Any]:
+    """Row counts of every table the API writes, plus the counter totals.
+
+    Compare before and after a refused request: `assert database_state() == before`.
+    """
+    state: dict[str, Any] = {
+        model._meta.label: model._default_manager.count() for model in _STATE_MODELS
+    }
+    state["video counters"] = VideoCounter.objects.aggregate(
+        likes=Sum("likes"), comments=Sum("comments"), shares=Sum("shares"), plays=Sum("plays")
+    )
+    state["comment like counts"] = Comment.objects.aggregate(total=Sum("like_count"))["total"]
+    return state
+
+
+def unknown_id(model: type[Model]) -> int:
+    """An id that no row of `model` has (ids are not predictable under xdist)."""
+    return (model._default_manager.aggregate(highest=Max("pk"))["highest"] or 0) + 1000
+
+
+def problem_document(
+    status: int,
+    code: str,
+    detail: str,
+    instance: str,
+    *,
+    errors: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    """The exact RFC 9457 body the API answers with."""
+    body: dict[str, Any] = {
+        "type": f"urn:chorus:problem:{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    body["instance"] = instance
+    return body
+
+
+def assert_problem(
+    response: Any,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    errors: dict[str, list[str]] | None = None,
+) -> None:
+    """The response is exactly this problem document, served as application/problem+json."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == PROBLEM_CONTENT_TYPE
+    instance = response.wsgi_request.path
+    assert response.json() == problem_document(status, code, detail, instance, errors=errors)
+
+
+@pytest.fixture
+def throttle_rates(settings: Any) -> Callable[..., None]:
+    """throttle_rates(writes="2/day") makes a throttle bite; restored after the test.
+
+    The throttles read `REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]` on every request. Day-long
+    windows keep a test from straddling a window boundary.
+    """
+
+    def set_rates(**rates: str) -> None:
+        current = settings.REST_FRAMEWORK
+        settings.REST_FRAMEWORK = {
+            **current,
+            "DEFAULT_THROTTLE_RATES": {**current["DEFAULT_THROTTLE_RATES"], **rates},
+        }
+
+    return set_rates

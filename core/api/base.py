@@ -16,7 +16,8 @@ from core.idempotency import (
 
 
 class IdempotentMixin:
-    """Claims the `Idempotency-Key` after auth, permissions and throttles; stores the answer."""
+    # Claims the `Idempotency-Key` after auth, permissions and throttles; stores the answer.
+    # (A comment, not a docstring: drf-spectacular would show it on every operation.)
 
     _idempotency: IdempotencyClaim | None = None
 

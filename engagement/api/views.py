@@ -112,7 +112,8 @@ class VideoListCreateView(BaseGenericAPIView):
         queryset = selectors.videos_queryset()
         creator = self.request.query_params.get("creator")
         if creator is not None:
-            if not creator.isdigit() or len(creator) > 18:
+            # isdigit() alone accepts non-ASCII digits ("²", which int() refuses: a 500).
+            if not (creator.isascii() and creator.isdigit()) or len(creator) > 18:
                 raise InvalidInput(
                     "Invalid input: creator: must be a user id.",
                     errors={"creator": ["Must be a user id."]},
@@ -270,7 +271,8 @@ class FollowView(BaseAPIView):
         "`video_id` optionally names the video the follow came from (creator analytics).",
     )
     def put(self, request: Request, user_id: int) -> Response:
-        data = s.FollowInputSerializer(data=request.data if request.data else {})
+        # No body parses as {}; any other non-object body (a list, false, 0) is refused.
+        data = s.FollowInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         assert isinstance(request.user, User)
         result = interactions.creator_follow(

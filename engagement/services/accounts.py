@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -20,6 +21,16 @@ class IssuedToken:
 
 
 def _token_issue(*, user: User, device_id: str, user_agent: str) -> IssuedToken:
+    # One token per device; past the per-user limit the least recently issued ones are revoked.
+    limit = settings.REST_KNOX.get("TOKEN_LIMIT_PER_USER")
+    if limit:
+        stale = list(
+            DeviceToken.objects.filter(user=user)
+            .order_by("-created")
+            .values_list("digest", flat=True)[limit - 1 :]
+        )
+        if stale:
+            DeviceToken.objects.filter(digest__in=stale).delete()
     instance, token = DeviceToken.objects.create(
         user=user, device_id=device_id, user_agent=user_agent[:256]
     )
@@ -34,7 +45,9 @@ def user_register(
     device_id: str = "",
     user_agent: str = "",
 ) -> IssuedToken:
-    candidate = User(username=username, display_name=display_name or username)
+    # The display name defaults to the username, which may be longer than a display name.
+    max_length = User._meta.get_field("display_name").max_length
+    candidate = User(username=username, display_name=display_name or username[:max_length])
     try:
         validate_password(password, user=candidate)
     except ValidationError as error:

@@ -39,8 +39,8 @@ def test_32_simultaneous_likes_from_one_user_make_exactly_one_like(
     make_client: Callable[..., APIClient],
 ) -> None:
     # given one user with 32 clients (one per thread) and a video
-    user = UserFactory()
-    video = VideoFactory()
+    user = UserFactory.create()
+    video = VideoFactory.create()
     clients = [make_client(user) for _ in range(32)]
 
     # when all 32 send PUT like at the same moment
@@ -58,7 +58,7 @@ def test_32_simultaneous_likes_from_one_user_make_exactly_one_like(
 def test_concurrent_likes_from_many_users_are_all_counted(
     make_client: Callable[..., APIClient],
 ) -> None:
-    video = VideoFactory()
+    video = VideoFactory.create()
     users = UserFactory.create_batch(24)
     clients = [make_client(user) for user in users]
 
@@ -75,8 +75,8 @@ def test_concurrent_likes_from_many_users_are_all_counted(
 def test_concurrent_posts_with_one_idempotency_key_run_once(
     make_client: Callable[..., APIClient],
 ) -> None:
-    user = UserFactory()
-    video = VideoFactory()
+    user = UserFactory.create()
+    video = VideoFactory.create()
     clients = [make_client(user) for _ in range(16)]
 
     statuses = _run_concurrently(

@@ -11,7 +11,7 @@ from tests.factories import UserFactory, VideoFactory
 @pytest.mark.django_db(transaction=True)
 def test_recount_task_runs_on_a_real_worker_and_repairs_counters(celery_worker: object) -> None:
     # given a video with 3 counted likes and 1 uncounted, and counters that drifted
-    video = VideoFactory()
+    video = VideoFactory.create()
     likers = UserFactory.create_batch(4)
     for index, liker in enumerate(likers):
         Like.objects.create(user=liker, video=video, counted=index < 3)
