@@ -215,6 +215,26 @@ def test_login_issues_a_new_token_per_device(api_client: APIClient) -> None:
     assert _bearer(APIClient(), body["token"]).get("/api/v1/me").json()["id"] == user.pk
 
 
+def test_login_past_the_device_limit_revokes_the_oldest_tokens(
+    api_client: APIClient, settings: Any
+) -> None:
+    settings.REST_KNOX = {**settings.REST_KNOX, "TOKEN_LIMIT_PER_USER": 3}
+    user = UserFactory.create()
+    old = [DeviceToken.objects.create(user=user, device_id=f"d{i}")[0] for i in range(3)]
+    DeviceToken.objects.filter(pk=old[0].pk).update(created=timezone.now() - timedelta(days=3))
+    DeviceToken.objects.filter(pk=old[1].pk).update(created=timezone.now() - timedelta(days=2))
+
+    response = api_client.post(
+        "/api/v1/auth/token", {"username": user.username, "password": PASSWORD}
+    )
+
+    assert response.status_code == 200
+    remaining = set(DeviceToken.objects.filter(user=user).values_list("device_id", flat=True))
+    # the limit holds: the two newest old devices and the new one; the oldest was revoked
+    assert remaining == {"d1", "d2", ""}
+    assert not DeviceToken.objects.filter(pk=old[0].pk).exists()
+
+
 @pytest.mark.parametrize(
     "credentials",
     [
