@@ -1,6 +1,9 @@
 """Staff views of stickers: state, tallies (read-only), and the actions of SPEC §4."""
 
+from typing import Any
+
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -18,6 +21,7 @@ from polls.models import (
     Vote,
 )
 from polls.services import lifecycle, tally
+from polls.services.cache import sticker_cache_forget
 
 
 class StickerOptionInline(admin.TabularInline):
@@ -65,6 +69,12 @@ class StickerAdmin(admin.ModelAdmin):
     inlines = [StickerOptionInline, CheckpointInline, StickerResultInline]
     actions = ["close_now", "cancel", "moderate", "recount"]
     show_full_result_count = False
+
+    def save_model(self, request: HttpRequest, obj: Sticker, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Results reads cache the visibility, times and options; an edit must not leave them stale.
+        sticker_id = obj.pk
+        transaction.on_commit(lambda: sticker_cache_forget(sticker_id))
 
     @admin.display(description="votes")
     def votes(self, sticker: Sticker) -> int | None:

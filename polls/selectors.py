@@ -17,7 +17,7 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from core.exceptions import Forbidden, NotFound
-from engagement.models import Like, User
+from engagement.models import Like, User, Video
 from polls.models import Answer, Checkpoint, CheckpointOption, Sticker, StickerOption, Vote
 from polls.services.cache import cached_get_many, meta_store
 from polls.services.tally import VOTABLE, tally_load
@@ -51,14 +51,12 @@ def sticker_get(*, sticker_id: int, viewer: User) -> Sticker:
     return sticker
 
 
-def stickers_for_video(*, video_id: int, viewer: User) -> list[Sticker]:
-    stickers = list(stickers_queryset().filter(video_id=video_id).order_by("id"))
-    return [
-        sticker
-        for sticker in stickers
-        if sticker.state != Sticker.State.MODERATED
-        or _is_privileged(viewer, sticker.video.creator_id)
-    ]
+def stickers_for_video(*, video_id: int, viewer: User) -> QuerySet[Sticker]:
+    """The video's stickers the viewer may see: moderated ones only for its creator and staff."""
+    stickers = stickers_queryset().filter(video_id=video_id)
+    if not (viewer.is_staff or Video.objects.filter(pk=video_id, creator_id=viewer.pk).exists()):
+        stickers = stickers.exclude(state=Sticker.State.MODERATED)
+    return stickers
 
 
 def stickers_present(stickers: list[Sticker], *, viewer: User) -> list[dict[str, Any]]:
@@ -171,7 +169,7 @@ def _present(
 
 
 # --- results ---------------------------------------------------------------------------------
-def _meta_build(sticker_id: int) -> dict[str, Any] | None:
+def _meta_build(sticker_id: int, version: int) -> dict[str, Any] | None:
     sticker = (
         Sticker.objects.select_related("video")
         .filter(pk=sticker_id)
@@ -203,22 +201,22 @@ def _meta_build(sticker_id: int) -> dict[str, Any] | None:
             .values_list("id", "label")
         ],
     }
-    meta_store(sticker_id, meta)
+    meta_store(sticker_id, version, meta)
     return meta
 
 
 def sticker_results(*, sticker_id: int, viewer: User) -> tuple[dict[str, Any], str]:
     """The results document and its ETag, or NotFound / Forbidden(results_hidden)."""
-    meta, tally = cached_get_many(sticker_id)
+    version, meta, tally = cached_get_many(sticker_id)
     if meta is None:
-        meta = _meta_build(sticker_id)
+        meta = _meta_build(sticker_id, version)
     if meta is None:
         raise NotFound("No sticker with this id.")
     privileged = _is_privileged(viewer, meta["creator_id"])
     if meta["state"] == Sticker.State.MODERATED and not privileged:
         raise NotFound("No sticker with this id.")
     if meta["kind"] not in (*VOTABLE, Sticker.Kind.COMMENT_PICK):
-        raise NotFound(f"A {meta['kind']} sticker has no results.", code="no_results")
+        raise NotFound(f"A sticker of kind {meta['kind']} has no results.", code="no_results")
     state = effective_state(
         state=meta["state"],
         opens_at=meta["opens_at"],
@@ -238,7 +236,7 @@ def sticker_results(*, sticker_id: int, viewer: User) -> tuple[dict[str, Any], s
             raise Forbidden("Results are shown after you vote.", code="results_hidden")
     if tally is None or (state == Sticker.State.FINAL and not tally.get("final")):
         sticker = Sticker.objects.get(pk=sticker_id)
-        tally = tally_load(sticker=sticker)
+        tally = tally_load(sticker=sticker, version=version)
     document = _results_document(meta, state, tally)
     etag = (
         '"'

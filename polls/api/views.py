@@ -7,8 +7,9 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api.base import BaseAPIView
+from core.api.base import BaseAPIView, BaseGenericAPIView
 from core.client import client_info
+from core.pagination import IdCursorPagination
 from engagement.models import User
 from engagement.selectors import video_exists
 from polls import selectors
@@ -27,7 +28,15 @@ def _present_one(sticker_id: int, viewer: User) -> dict[str, Any]:
     return selectors.stickers_present([sticker], viewer=viewer)[0]
 
 
-class VideoStickersView(BaseAPIView):
+class StickerCursorPagination(IdCursorPagination):
+    """A video's stickers in the order they were added."""
+
+    ordering = "id"
+
+
+class VideoStickersView(BaseGenericAPIView):
+    pagination_class = StickerCursorPagination
+
     @extend_schema(responses={200: s.StickerSerializer(many=True)}, tags=["stickers"])
     def get(self, request: Request, video_id: int) -> Response:
         viewer = _viewer(request)
@@ -35,9 +44,12 @@ class VideoStickersView(BaseAPIView):
             from core.exceptions import NotFound
 
             raise NotFound("No video with this id.")
-        stickers = selectors.stickers_for_video(video_id=video_id, viewer=viewer)
-        data = selectors.stickers_present(stickers, viewer=viewer)
-        return Response(s.StickerSerializer(data, many=True).data)
+        page = self.paginate_queryset(
+            selectors.stickers_for_video(video_id=video_id, viewer=viewer)
+        )
+        assert page is not None
+        data = selectors.stickers_present(page, viewer=viewer)
+        return self.get_paginated_response(s.StickerSerializer(data, many=True).data)
 
     @extend_schema(
         request=s.StickerCreateSerializer,

@@ -10,6 +10,7 @@ from django.utils import timezone
 from core.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from engagement.models import User, Video
 from polls.models import Checkpoint, CheckpointOption, Sticker, StickerOption
+from polls.services.cache import sticker_cache_forget
 
 MIN_OPEN = timedelta(minutes=1)
 MAX_OPEN = timedelta(days=30)
@@ -58,7 +59,7 @@ def sticker_check_spec(*, spec: StickerSpec, video: Video, now: datetime) -> dic
     if kind in OPTION_COUNTS:
         low, high = OPTION_COUNTS[Sticker.Kind(kind)]
         if not low <= len(spec.options) <= high:
-            add("options", f"A {kind} sticker has {low} to {high} options.")
+            add("options", f"A sticker of kind {kind} has {low} to {high} options.")
         if kind == Sticker.Kind.ENDING:
             for index, option in enumerate(spec.options):
                 if not _payload_present(option.get("payload")):
@@ -76,9 +77,9 @@ def sticker_check_spec(*, spec: StickerSpec, video: Video, now: datetime) -> dic
             add("options", "Option labels must be distinct.")
     else:
         if spec.options:
-            add("options", f"A {kind} sticker has no options.")
+            add("options", f"A sticker of kind {kind} has no options.")
         if spec.max_choices != 1:
-            add("max_choices", f"A {kind} sticker has no choices.")
+            add("max_choices", f"A sticker of kind {kind} has no choices.")
 
     if kind == Sticker.Kind.QUIZ:
         if not 1 <= len(spec.checkpoints) <= MAX_CHECKPOINTS:
@@ -113,8 +114,9 @@ def sticker_check_spec(*, spec: StickerSpec, video: Video, now: datetime) -> dic
         add("opens_at", "opens_at cannot lie in the past.")
     if spec.closes_at is None:
         if kind not in (Sticker.Kind.UNLOCK, Sticker.Kind.QUIZ):
-            add("closes_at", f"A {kind} sticker needs closes_at.")
-    elif not opens_at + MIN_OPEN <= spec.closes_at <= opens_at + MAX_OPEN:
+            add("closes_at", f"A sticker of kind {kind} needs closes_at.")
+    # Compared as a duration: opens_at + MAX_OPEN overflows at the end of the calendar.
+    elif not MIN_OPEN <= spec.closes_at - opens_at <= MAX_OPEN:
         add("closes_at", "closes_at lies between 1 minute and 30 days after opens_at.")
     return errors
 
@@ -230,6 +232,8 @@ def sticker_update(*, actor: User, sticker_id: int, changes: dict[str, Any]) -> 
     if sticker is None:
         raise NotFound("No sticker with this id.")
     if sticker.video.creator_id != actor.pk:
+        if sticker.state == Sticker.State.MODERATED and not actor.is_staff:
+            raise NotFound("No sticker with this id.")  # hidden from them, as everywhere
         raise Forbidden("Only the video's creator edits its stickers.", code="not_video_creator")
     now = timezone.now()
     if sticker.state != Sticker.State.SCHEDULED or sticker.opens_at <= now:
@@ -259,4 +263,6 @@ def sticker_update(*, actor: User, sticker_id: int, changes: dict[str, Any]) -> 
         sticker.options.all().delete()
         sticker.checkpoints.all().delete()
         _write_children(sticker, spec)
+    # Results reads cache the visibility, times and options; they must not outlive the edit.
+    transaction.on_commit(lambda: sticker_cache_forget(sticker_id))
     return sticker

@@ -67,6 +67,8 @@ def sticker_cancel(*, actor: User, sticker_id: int) -> Sticker:
 def sticker_moderate(*, actor: User, sticker_id: int, reason: str) -> Sticker:
     sticker = _locked_sticker(sticker_id)
     if not actor.is_staff:
+        if sticker.state == Sticker.State.MODERATED and sticker.video.creator_id != actor.pk:
+            raise NotFound("No sticker with this id.")  # hidden from them, as everywhere
         raise Forbidden("Only staff moderate stickers.", code="staff_only")
     if sticker.state == Sticker.State.MODERATED:
         return sticker

@@ -148,7 +148,7 @@ def tallies_sweep() -> list[int]:
     return stale
 
 
-def tally_load(*, sticker: Sticker) -> dict[str, Any]:
+def tally_load(*, sticker: Sticker, version: int | None = None) -> dict[str, Any]:
     """The tally a results read shows: final rows when final, else the live tally."""
     if sticker.state == Sticker.State.FINAL:
         results = list(StickerResult.objects.filter(sticker=sticker).order_by("rank"))
@@ -165,7 +165,7 @@ def tally_load(*, sticker: Sticker) -> dict[str, Any]:
             ],
             "final": True,
         }
-        tally_store(sticker.pk, tally)
+        tally_store(sticker.pk, tally, version)
         return tally
     live = StickerTally.objects.filter(sticker=sticker).first()
     if live is None:
@@ -177,7 +177,7 @@ def tally_load(*, sticker: Sticker) -> dict[str, Any]:
         "entries": live.entries,
         "final": False,
     }
-    tally_store(sticker.pk, tally)
+    tally_store(sticker.pk, tally, version)
     return tally
 
 

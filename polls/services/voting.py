@@ -93,7 +93,7 @@ def vote_cast(
 ) -> VoteResult:
     sticker = _sticker_key_share(sticker_id)
     if sticker.kind not in VOTABLE:
-        raise InvalidInput(f"A {sticker.kind} sticker takes no votes.", code="not_votable")
+        raise InvalidInput(f"A sticker of kind {sticker.kind} takes no votes.", code="not_votable")
     allowed = set(StickerOption.objects.filter(sticker_id=sticker_id).values_list("id", flat=True))
     _check_choices(option_ids, allowed, sticker.max_choices)
     now = timezone.now()

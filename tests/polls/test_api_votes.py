@@ -1,0 +1,428 @@
+"""POST stickers/{id}/votes: one vote per (user, sticker), changes, refusals (SPEC §2.2, §3)."""
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from core.models import IdempotencyRecord
+from engagement.models import User
+from polls.models import Sticker, Vote
+from tests.conftest import assert_problem, unknown_id
+from tests.factories import StickerFactory, UserFactory, VoteFactory
+from tests.polls import iso, option_ids, polls_state
+
+pytestmark = pytest.mark.django_db
+
+ClientMaker = Callable[..., APIClient]
+
+
+def _vote(client: APIClient, sticker: Sticker, ids: Any, **headers: Any) -> Any:
+    return client.post(
+        f"/api/v1/stickers/{sticker.pk}/votes", {"option_ids": ids}, format="json", **headers
+    )
+
+
+def _row(vote: Vote) -> dict[str, Any]:
+    return {
+        "sticker_id": vote.sticker_id,
+        "user_id": vote.user_id,
+        "option_ids": vote.option_ids,
+        "created_at": vote.created_at,
+        "voted_at": vote.voted_at,
+        "ip": vote.ip,
+        "device_id": vote.device_id,
+        "counted": vote.counted,
+    }
+
+
+@pytest.fixture
+def voter() -> User:
+    return UserFactory.create()
+
+
+@pytest.fixture
+def voter_client(voter: User, make_client: ClientMaker) -> APIClient:
+    return make_client(voter, device_id="phone-1")
+
+
+# --- new votes, changes, repeats ------------------------------------------------------------------
+def test_a_first_vote_is_201_and_stored_with_the_client(
+    voter: User, voter_client: APIClient
+) -> None:
+    sticker = StickerFactory.create(options=["A", "B", "C"])
+    _a, b, _c = option_ids(sticker)
+    before = timezone.now()
+
+    response = _vote(voter_client, sticker, [b])
+
+    assert response.status_code == 201, response.content
+    vote = Vote.objects.get()
+    assert response.json() == {
+        "sticker_id": sticker.pk,
+        "option_ids": [b],
+        "voted_at": iso(vote.voted_at),
+        "changed": False,
+    }
+    assert _row(vote) == {
+        "sticker_id": sticker.pk,
+        "user_id": voter.pk,
+        "option_ids": [b],
+        "created_at": vote.voted_at,
+        "voted_at": vote.voted_at,
+        "ip": "127.0.0.1",
+        "device_id": "phone-1",
+        "counted": True,
+    }
+    assert before <= vote.voted_at <= timezone.now()
+
+
+def test_changing_a_vote_replaces_it_in_place(voter: User, voter_client: APIClient) -> None:
+    sticker = StickerFactory.create(options=["A", "B", "C"])
+    a, _b, c = option_ids(sticker)
+    assert _vote(voter_client, sticker, [a]).status_code == 201
+    first = Vote.objects.get()
+
+    response = _vote(voter_client, sticker, [c])
+
+    assert response.status_code == 200, response.content
+    vote = Vote.objects.get()
+    assert response.json() == {
+        "sticker_id": sticker.pk,
+        "option_ids": [c],
+        "voted_at": iso(vote.voted_at),
+        "changed": True,
+    }
+    assert vote.pk == first.pk
+    assert _row(vote) == {**_row(first), "option_ids": [c], "voted_at": vote.voted_at}
+    assert vote.voted_at > first.voted_at
+
+
+def test_sending_the_same_vote_again_changes_nothing(voter_client: APIClient) -> None:
+    sticker = StickerFactory.create(options=["A", "B"], allow_vote_change=False)
+    a, _b = option_ids(sticker)
+    assert _vote(voter_client, sticker, [a]).status_code == 201
+    before = polls_state()
+    vote = Vote.objects.get()
+
+    response = _vote(voter_client, sticker, [a])
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "sticker_id": sticker.pk,
+        "option_ids": [a],
+        "voted_at": iso(vote.voted_at),
+        "changed": False,
+    }
+    assert polls_state() == before
+
+
+def test_a_change_is_refused_when_the_sticker_does_not_allow_it(voter_client: APIClient) -> None:
+    sticker = StickerFactory.create(options=["A", "B"], allow_vote_change=False)
+    a, b = option_ids(sticker)
+    assert _vote(voter_client, sticker, [a]).status_code == 201
+    before = polls_state()
+
+    response = _vote(voter_client, sticker, [b])
+
+    assert_problem(
+        response,
+        409,
+        "vote_change_not_allowed",
+        "This sticker does not allow changing a vote.",
+    )
+    assert polls_state() == before
+    assert Vote.objects.get().option_ids == [a]
+
+
+def test_several_choices_up_to_max_choices_are_stored_sorted(voter_client: APIClient) -> None:
+    sticker = StickerFactory.create(options=["A", "B", "C"], max_choices=2)
+    a, b, c = option_ids(sticker)
+
+    response = _vote(voter_client, sticker, [c, a])
+
+    assert response.status_code == 201, response.content
+    assert response.json()["option_ids"] == [a, c]
+    assert Vote.objects.get().option_ids == [a, c]
+    # the same set in another order is the same vote
+    again = _vote(voter_client, sticker, [a, c])
+    assert (again.status_code, again.json()["changed"]) == (200, False)
+    # a smaller set is a change
+    fewer = _vote(voter_client, sticker, [b])
+    assert (fewer.status_code, fewer.json()["changed"]) == (200, True)
+    assert Vote.objects.get().option_ids == [b]
+
+
+def test_an_ending_takes_votes_like_a_poll(voter_client: APIClient) -> None:
+    sticker = StickerFactory.create(
+        kind="ending",
+        options=[
+            {"label": "A", "payload": {"text": "a"}},
+            {"label": "B", "payload": {"text": "b"}},
+        ],
+    )
+    _a, b = option_ids(sticker)
+
+    response = _vote(voter_client, sticker, [b])
+
+    assert response.status_code == 201, response.content
+    assert Vote.objects.get().option_ids == [b]
+
+
+def test_one_vote_per_user_and_sticker_is_a_database_constraint() -> None:
+    sticker = StickerFactory.create(options=["A", "B"])
+    a, b = option_ids(sticker)
+    vote = VoteFactory.create(sticker=sticker, option_ids=[a])
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Vote.objects.create(
+            sticker=sticker,
+            user=vote.user,
+            option_ids=[b],
+            created_at=timezone.now(),
+            voted_at=timezone.now(),
+        )
+
+    assert list(Vote.objects.values_list("user_id", "option_ids")) == [(vote.user_id, [a])]
+
+
+# --- refusals: nothing changes --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        ({}, {"option_ids": ["This field is required."]}),
+        ({"option_ids": None}, {"option_ids": ["This field may not be null."]}),
+        ({"option_ids": "1"}, {"option_ids": ['Expected a list of items but got type "str".']}),
+        ({"option_ids": 1}, {"option_ids": ['Expected a list of items but got type "int".']}),
+        ({"option_ids": ["1"]}, {"option_ids.0": ["Must be an integer."]}),
+        ({"option_ids": [1.0]}, {"option_ids.0": ["Must be an integer."]}),
+        ({"option_ids": [True]}, {"option_ids.0": ["Must be an integer."]}),
+        ({"option_ids": [None]}, {"option_ids.0": ["This field may not be null."]}),
+        (
+            {"option_ids": [0]},
+            {"option_ids.0": ["Ensure this value is greater than or equal to 1."]},
+        ),
+        (
+            {"option_ids": [2**63]},
+            {"option_ids.0": ["Ensure this value is less than or equal to 9223372036854775807."]},
+        ),
+        (
+            {"option_ids": list(range(1, 12))},
+            {"option_ids": ["Ensure this field has no more than 10 elements."]},
+        ),
+    ],
+)
+def test_malformed_votes_are_refused(
+    voter_client: APIClient, body: dict, errors: dict[str, list[str]]
+) -> None:
+    sticker = StickerFactory.create(options=["A", "B"])
+    before = polls_state()
+
+    response = voter_client.post(f"/api/v1/stickers/{sticker.pk}/votes", body, format="json")
+
+    detail = "Invalid input: " + "; ".join(
+        f"{name}: {messages[0]}" for name, messages in errors.items()
+    )
+    assert_problem(response, 400, "invalid", detail, errors=errors)
+    assert polls_state() == before
+
+
+def test_choices_that_break_the_rules_are_refused_and_the_vote_stays(
+    voter_client: APIClient,
+) -> None:
+    # given a poll (max 2 choices) where the caller already voted, and another poll
+    sticker = StickerFactory.create(options=["A", "B", "C"], max_choices=2)
+    a, b, c = option_ids(sticker)
+    foreign = option_ids(StickerFactory.create(options=["X", "Y"]))[0]
+    assert _vote(voter_client, sticker, [a]).status_code == 201
+    before = polls_state()
+
+    # then each bad choice is refused with its own code
+    assert_problem(
+        _vote(voter_client, sticker, [b, foreign]),
+        400,
+        "foreign_option",
+        "Invalid input: option_ids: not options of this sticker.",
+        errors={"option_ids": [f"Not options of this sticker: [{foreign}]."]},
+    )
+    assert_problem(
+        _vote(voter_client, sticker, [b, b]),
+        400,
+        "duplicate_options",
+        "Invalid input: option_ids: an option is listed twice.",
+        errors={"option_ids": ["An option is listed twice."]},
+    )
+    assert_problem(
+        _vote(voter_client, sticker, [a, b, c]),
+        400,
+        "too_many_options",
+        "Invalid input: option_ids: choose at most 2.",
+        errors={"option_ids": ["Choose at most 2 option(s)."]},
+    )
+    assert_problem(
+        _vote(voter_client, sticker, []),
+        400,
+        "invalid",
+        "Invalid input: option_ids: choose at least one option.",
+        errors={"option_ids": ["Choose at least one option."]},
+    )
+    # and the vote is the one it was
+    assert polls_state() == before
+
+
+def test_two_options_on_a_single_choice_sticker_are_too_many(voter_client: APIClient) -> None:
+    sticker = StickerFactory.create(options=["A", "B"])
+    before = polls_state()
+
+    response = _vote(voter_client, sticker, option_ids(sticker))
+
+    assert_problem(
+        response,
+        400,
+        "too_many_options",
+        "Invalid input: option_ids: choose at most 1.",
+        errors={"option_ids": ["Choose at most 1 option(s)."]},
+    )
+    assert polls_state() == before
+
+
+@pytest.mark.parametrize("kind", ["quiz", "unlock", "comment_pick"])
+def test_kinds_without_options_take_no_votes(voter_client: APIClient, kind: str) -> None:
+    sticker = StickerFactory.create(kind=kind)
+    before = polls_state()
+
+    response = _vote(voter_client, sticker, [1])
+
+    assert_problem(response, 400, "not_votable", f"A sticker of kind {kind} takes no votes.")
+    assert polls_state() == before
+
+
+def _not_open(kind: str) -> Sticker:
+    now = timezone.now()
+    if kind == "scheduled":
+        return StickerFactory.create(
+            state="scheduled", opens_at=now + timedelta(hours=1), options=["A", "B"]
+        )
+    if kind == "past closes_at":
+        sticker = StickerFactory.create(options=["A", "B"])
+        Sticker.objects.filter(pk=sticker.pk).update(closes_at=now - timedelta(milliseconds=1))
+        return sticker
+    return StickerFactory.create(state=kind, options=["A", "B"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "state"),
+    [
+        ("scheduled", "scheduled"),
+        ("past closes_at", "closed"),
+        ("closed", "closed"),
+        ("final", "final"),
+        ("canceled", "canceled"),
+    ],
+)
+def test_votes_on_a_sticker_that_is_not_open_are_refused(
+    voter_client: APIClient, kind: str, state: str
+) -> None:
+    sticker = _not_open(kind)
+    before = polls_state()
+
+    response = _vote(voter_client, sticker, option_ids(sticker)[:1])
+
+    assert_problem(response, 409, "sticker_not_open", f"The sticker is {state}, not open.")
+    assert polls_state() == before
+
+
+def test_a_vote_change_after_closing_is_refused(voter_client: APIClient) -> None:
+    sticker = StickerFactory.create(options=["A", "B"])
+    a, b = option_ids(sticker)
+    assert _vote(voter_client, sticker, [a]).status_code == 201
+    Sticker.objects.filter(pk=sticker.pk).update(state="closed")
+    before = polls_state()
+
+    response = _vote(voter_client, sticker, [b])
+
+    assert_problem(response, 409, "sticker_not_open", "The sticker is closed, not open.")
+    assert polls_state() == before
+
+
+def test_votes_on_unknown_or_moderated_stickers_are_404(voter_client: APIClient) -> None:
+    moderated = StickerFactory.create(state="moderated", options=["A", "B"])
+    before = polls_state()
+
+    assert_problem(
+        voter_client.post(
+            f"/api/v1/stickers/{unknown_id(Sticker)}/votes", {"option_ids": [1]}, format="json"
+        ),
+        404,
+        "not_found",
+        "No sticker with this id.",
+    )
+    assert_problem(
+        _vote(voter_client, moderated, option_ids(moderated)[:1]),
+        404,
+        "not_found",
+        "No sticker with this id.",
+    )
+    assert polls_state() == before
+
+
+# --- Idempotency-Key ------------------------------------------------------------------------------
+def test_a_retried_vote_with_the_same_idempotency_key_replays_the_first_answer(
+    voter_client: APIClient,
+) -> None:
+    # given a first vote for A sent with a key, then a change to B with another key
+    sticker = StickerFactory.create(options=["A", "B"])
+    a, b = option_ids(sticker)
+    first = _vote(voter_client, sticker, [a], HTTP_IDEMPOTENCY_KEY="vote-1")
+    assert first.status_code == 201
+    changed = _vote(voter_client, sticker, [b], HTTP_IDEMPOTENCY_KEY="vote-2")
+    assert (changed.status_code, changed.json()["changed"]) == (200, True)
+    before = polls_state()
+
+    # when the first request is retried
+    retried = _vote(voter_client, sticker, [a], HTTP_IDEMPOTENCY_KEY="vote-1")
+
+    # then it answers what it answered the first time and does not vote again
+    assert retried.status_code == 201
+    assert retried.json() == first.json()
+    assert retried["Idempotent-Replayed"] == "true"
+    assert polls_state() == before
+    assert Vote.objects.get().option_ids == [b]
+
+
+def test_a_refused_vote_is_replayed_as_the_same_refusal(voter_client: APIClient) -> None:
+    sticker = StickerFactory.create(options=["A", "B"], state="closed")
+    first = _vote(voter_client, sticker, option_ids(sticker)[:1], HTTP_IDEMPOTENCY_KEY="k")
+    assert_problem(first, 409, "sticker_not_open", "The sticker is closed, not open.")
+    Sticker.objects.filter(pk=sticker.pk).update(state="open")
+    before = polls_state()
+
+    retried = _vote(voter_client, sticker, option_ids(sticker)[:1], HTTP_IDEMPOTENCY_KEY="k")
+
+    assert_problem(retried, 409, "sticker_not_open", "The sticker is closed, not open.")
+    assert retried["Idempotent-Replayed"] == "true"
+    assert polls_state() == before
+    assert not Vote.objects.exists()
+
+
+def test_an_idempotency_key_reused_for_another_vote_is_refused(voter_client: APIClient) -> None:
+    sticker = StickerFactory.create(options=["A", "B"])
+    a, b = option_ids(sticker)
+    assert _vote(voter_client, sticker, [a], HTTP_IDEMPOTENCY_KEY="k").status_code == 201
+    before = polls_state()
+
+    response = _vote(voter_client, sticker, [b], HTTP_IDEMPOTENCY_KEY="k")
+
+    assert_problem(
+        response,
+        409,
+        "idempotency_key_reused",
+        "This Idempotency-Key was used for a different request.",
+    )
+    assert polls_state() == before
+    assert Vote.objects.get().option_ids == [a]
+    assert IdempotencyRecord.objects.count() == 1
