@@ -1,5 +1,6 @@
 """Staff: catalog, rules (with backfill and a preview), grants and entitlements (with revoke)."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
@@ -28,8 +29,39 @@ class BadgeAdmin(admin.ModelAdmin):
     list_filter = ("expires_at",)
 
 
+class PerkForm(forms.ModelForm):
+    class Meta:
+        model = Perk
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "stock",
+            "per_user_limit",
+            "valid_until",
+            "code_prefix",
+        ]
+
+    def clean_stock(self) -> int | None:
+        # redeemed_count is not on the form, so the model's check constraint is not validated
+        # with it; without this a lower stock would fail as an IntegrityError (a 500).
+        stock: int | None = self.cleaned_data.get("stock")
+        if stock is not None and self.instance.pk is not None:
+            redeemed = (
+                Perk.objects.filter(pk=self.instance.pk)
+                .values_list("redeemed_count", flat=True)
+                .first()
+            ) or 0
+            if stock < redeemed:
+                raise forms.ValidationError(
+                    f"{redeemed} unit(s) were already redeemed; the stock cannot be lower."
+                )
+        return stock
+
+
 @admin.register(Perk)
 class PerkAdmin(admin.ModelAdmin):
+    form = PerkForm
     list_display = (
         "id",
         "slug",
@@ -47,6 +79,20 @@ class PerkAdmin(admin.ModelAdmin):
     @admin.display(description="remaining")
     def remaining(self, perk: Perk) -> str:
         return "unlimited" if perk.stock is None else str(perk.stock - perk.redeemed_count)
+
+    def save_model(self, request: HttpRequest, obj: Perk, form: object, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)  # type: ignore[arg-type]
+            return
+        # Redemptions move redeemed_count while the form is open: never write back the value
+        # read with it (a lost update would let the perk be redeemed beyond its stock).
+        obj.save(
+            update_fields=[
+                field.name
+                for field in Perk._meta.concrete_fields
+                if not field.primary_key and field.name != "redeemed_count"
+            ]
+        )
 
 
 @admin.register(RewardRule)
@@ -130,6 +176,10 @@ class GrantAdmin(BigTableAdmin):
     readonly_fields = ("rule", "user", "period_key", "badge", "granted_at", "source", "revoked_at")
     actions = ["revoke"]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Grants are written by rules only (every field of one is read-only here).
+        return False
+
     @admin.action(description="Revoke (reason: revoked by staff)")
     def revoke(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
         reason = f"revoked by staff ({request.user})"
@@ -146,6 +196,14 @@ class EntitlementAdmin(BigTableAdmin):
     autocomplete_fields = ("user",)
     raw_id_fields = ("grant", "perk")
     readonly_fields = ("grant", "user", "perk", "created_at", "redeemed_at", "code", "revoked_at")
+
+    # Entitlements are written with their grant and changed only by redemption or revocation;
+    # saving the (all read-only) form would write back a redemption it raced with.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(ActivityEvent)

@@ -122,7 +122,12 @@ class RewardRule(models.Model):
 
 
 class Grant(models.Model):
-    """A rule fired for a user (in a period). Never granted twice: the unique constraint."""
+    """A rule fired for a user (in a period). Never granted twice: the unique constraint.
+
+    Kept when the user later falls below the threshold (an unlike, an integrity decision that
+    stops rows counting): rules never take a grant back, and meeting the threshold again grants
+    nothing new. Staff revoke one explicitly (grants_revoke), with a recorded reason.
+    """
 
     rule = models.ForeignKey(RewardRule, on_delete=models.PROTECT, related_name="grants")
     user = models.ForeignKey(

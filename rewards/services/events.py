@@ -46,9 +46,9 @@ class RunReport:
 
 def _rules(triggers: tuple[str, ...]) -> list[RewardRule]:
     return list(
-        RewardRule.objects.filter(is_active=True, trigger__in=triggers).select_related(
-            "badge", "perk"
-        )
+        RewardRule.objects.filter(is_active=True, trigger__in=triggers)
+        .select_related("badge", "perk")
+        .order_by("pk")  # the order grants are written in, the same in every transaction
     )
 
 

@@ -204,6 +204,9 @@ def rule_apply(rule: RewardRule, scope: Scope, *, source: str) -> int:
                 (rule_id, user_id, period_key, badge_id, granted_at, source, revoke_reason)
             SELECT %(rule)s, q.user_id, q.period_key, %(badge)s, now(), %(source)s, ''
             FROM qualified q
+            -- One insertion order for every caller: concurrent evaluations of a rule (the
+            -- consumer's scope, a backfill) wait on each other's rows instead of deadlocking.
+            ORDER BY q.user_id, q.period_key
             ON CONFLICT (rule_id, user_id, period_key) DO NOTHING
             RETURNING id, user_id, granted_at
         ),
