@@ -2,7 +2,7 @@
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -17,12 +17,14 @@ from rewards.models import (
     Perk,
     RewardRule,
 )
-from rewards.services.grants import grants_revoke
+from rewards.services.grants import backfill_request, grants_revoke
 from rewards.services.rules import rule_preview
 
 
 @admin.register(Badge)
 class BadgeAdmin(admin.ModelAdmin):
+    # Django 6's default; saying it now keeps Django 5.2 from warning.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("id", "slug", "name", "creator", "expires_at", "created_at")
     search_fields = ("slug", "name", "creator__username")
     autocomplete_fields = ("creator",)
@@ -130,13 +132,15 @@ class RewardRuleAdmin(admin.ModelAdmin):
             if change
             else False
         )
+        activated = obj.is_active and not was_active
+        if activated:
+            # A rule created or activated later applies to history: it is pending until a
+            # backfill ran (the periodic sweep picks it up if the task below is lost).
+            obj.backfilled_at = None
         super().save_model(request, obj, form, change)  # type: ignore[arg-type]
-        if obj.is_active and not was_active:
-            # A rule created or activated later applies to history.
-            from rewards.tasks import backfill_rule
-
+        if activated:
             rule_id = obj.pk
-            transaction.on_commit(lambda: backfill_rule.delay(rule_id))
+            transaction.on_commit(lambda: backfill_request(rule_id=rule_id))
             self.message_user(request, "Backfill queued: the rule applies to history too.")
 
     @admin.action(description="Backfill: apply to history now")
@@ -158,7 +162,6 @@ class RewardRuleAdmin(admin.ModelAdmin):
 
 @admin.register(Grant)
 class GrantAdmin(BigTableAdmin):
-    date_hierarchy = "granted_at"
     list_display = (
         "id",
         "user",
@@ -169,7 +172,7 @@ class GrantAdmin(BigTableAdmin):
         "source",
         "revoked_at",
     )
-    list_filter = ("source", "rule", ("revoked_at", admin.EmptyFieldListFilter))
+    list_filter = ("source", "rule", ("revoked_at", admin.EmptyFieldListFilter), "granted_at")
     search_fields = ("user__username", "rule__name")
     autocomplete_fields = ("user",)
     raw_id_fields = ("rule", "badge")
@@ -189,9 +192,8 @@ class GrantAdmin(BigTableAdmin):
 
 @admin.register(Entitlement)
 class EntitlementAdmin(BigTableAdmin):
-    date_hierarchy = "created_at"
     list_display = ("id", "user", "perk", "created_at", "redeemed_at", "code", "revoked_at")
-    list_filter = ("perk", ("redeemed_at", admin.EmptyFieldListFilter))
+    list_filter = ("perk", ("redeemed_at", admin.EmptyFieldListFilter), "created_at")
     search_fields = ("user__username", "code")
     autocomplete_fields = ("user",)
     raw_id_fields = ("grant", "perk")

@@ -4,7 +4,7 @@ from celery import shared_task
 
 from core.wakeups import woken
 from rewards.services.events import reward_events_process
-from rewards.services.grants import rule_backfill
+from rewards.services.grants import rule_backfill, rules_backfill_pending
 
 
 @shared_task(acks_late=True)
@@ -19,3 +19,9 @@ def process_reward_events() -> int:
 @shared_task(acks_late=True)
 def backfill_rule(rule_id: int) -> int:
     return rule_backfill(rule_id=rule_id)
+
+
+@shared_task(acks_late=True)
+def backfill_pending_rules() -> int:
+    """Sweep: rules activated while the broker was down still get their backfill."""
+    return rules_backfill_pending()

@@ -239,6 +239,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": timedelta(seconds=env.int("REWARDS_SWEEP_SECONDS", default=10)),
         "options": {"expires": 30},
     },
+    "backfill-pending-rules": {
+        "task": "rewards.tasks.backfill_pending_rules",
+        "schedule": timedelta(seconds=60),
+        "options": {"expires": 120},
+    },
     "purge-expired-tokens": {
         "task": "engagement.tasks.purge_expired_tokens",
         "schedule": timedelta(hours=6),

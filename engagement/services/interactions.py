@@ -88,6 +88,7 @@ def comment_like(*, user: User, comment_id: int, client: ClientInfo) -> ToggleRe
     if new_id is not None:
         # The row lock on the comment serialises its likers; the count is exact at commit.
         Comment.objects.filter(pk=comment_id).update(like_count=F("like_count") + 1)
+        wake("interactions")
     return ToggleResult(created=new_id is not None)
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from engagement.models import Like, User, Video
+from engagement.models import CommentLike, Like, User, Video
 from polls.models import Answer, Sticker, Vote
 from rewards.models import ActivityEvent, ConsumerCursor, RewardRule
 from rewards.services.rules import Scope, rule_apply
@@ -31,6 +31,7 @@ BATCH = 20_000
 LIKE_TRIGGERS = (
     RewardRule.Trigger.TOTAL_LIKES,
     RewardRule.Trigger.CREATOR_LIKES,
+    RewardRule.Trigger.STICKER_PARTICIPATION,  # liking a video with an unlock sticker
 )
 PARTICIPATION_TRIGGERS = (RewardRule.Trigger.STICKER_PARTICIPATION,)
 ANSWER_TRIGGERS = (RewardRule.Trigger.STICKER_PARTICIPATION, RewardRule.Trigger.QUIZ_SCORE)
@@ -123,6 +124,18 @@ def _creators_of_liked_videos(low: int, high: int) -> list[int]:
         return list(cursor.fetchone()[0])
 
 
+def _comment_likes(report: RunReport) -> None:
+    """Liking comments under a video with a comment_pick sticker is taking part in it."""
+    users, _top, safe, rows = _read(CommentLike._meta.db_table, "comment_likes", "user_id")
+    report.rows["comment_likes"] = rows
+    if not rows:
+        return
+    with transaction.atomic():
+        for rule in _rules(PARTICIPATION_TRIGGERS):
+            report.grants += rule_apply(rule, Scope(user_ids=users), source="event")
+        _advance("comment_likes", safe)
+
+
 def _votes(report: RunReport) -> None:
     users, _top, safe, rows = _read(Vote._meta.db_table, "votes", "user_id")
     report.rows["votes"] = rows
@@ -197,7 +210,7 @@ def reward_events_process() -> RunReport:
         if not cursor.fetchone()[0]:
             return report
     try:
-        for step in (_likes, _votes, _answers, _finals):
+        for step in (_likes, _comment_likes, _votes, _answers, _finals):
             step(report)
             if report.rows.get(step.__name__.lstrip("_"), 0) >= BATCH:
                 report.more = True

@@ -1,11 +1,15 @@
 """Backfill, revocation and the rule lifecycle."""
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
 from core.exceptions import NotFound
 from rewards.models import Entitlement, Grant, RewardRule
 from rewards.services.rules import Scope, rule_apply
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -17,6 +21,22 @@ def rule_backfill(*, rule_id: int) -> int:
     granted = rule_apply(rule, Scope(), source="backfill")
     RewardRule.objects.filter(pk=rule_id).update(backfilled_at=timezone.now())
     return granted
+
+
+def backfill_request(*, rule_id: int) -> None:
+    """Queue a backfill (after commit). If the broker is down, the pending-rules sweep runs it."""
+    from rewards.tasks import backfill_rule
+
+    try:
+        backfill_rule.delay(rule_id)
+    except Exception:
+        logger.warning("broker unreachable; the sweep will backfill rule %s", rule_id)
+
+
+def rules_backfill_pending() -> int:
+    """Backfill every active rule that has not been applied to history yet."""
+    pending = RewardRule.objects.filter(is_active=True, backfilled_at__isnull=True).order_by("pk")
+    return sum(rule_backfill(rule_id=rule_id) for rule_id in pending.values_list("pk", flat=True))
 
 
 @transaction.atomic

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from engagement.models import Like, Video
+from engagement.models import Comment, CommentLike, Like, Video
 from polls.models import Answer, Checkpoint, Sticker, Vote
 from rewards.models import ActivityEvent, Entitlement, Grant, RewardRule
 
@@ -28,6 +28,8 @@ _PERIOD_SQL = {
 }
 
 LIKE = Like._meta.db_table
+COMMENT = Comment._meta.db_table
+COMMENT_LIKE = CommentLike._meta.db_table
 VIDEO = Video._meta.db_table
 VOTE = Vote._meta.db_table
 ANSWER = Answer._meta.db_table
@@ -108,11 +110,23 @@ def qualifying_sql(rule: RewardRule, scope: Scope) -> tuple[str, dict[str, Any]]
         if rule.sticker_kind:
             params["kind"] = rule.sticker_kind
             filters += " AND s.kind = %(kind)s"
+        # Taking part: a vote (poll, ending), an answer (quiz), a like of the video while an
+        # unlock sticker is on it, a like of one of its comments while a comment_pick is open.
         sql = (
             f"SELECT p.user_id, {period.format(ts=ts)} AS period_key FROM ("
             f"SELECT user_id, sticker_id, created_at FROM {VOTE} WHERE counted "
-            f"UNION ALL SELECT user_id, sticker_id, created_at FROM {ANSWER} WHERE counted"
-            f") p JOIN {STICKER} s ON s.id = p.sticker_id WHERE true{filters}"
+            f"UNION ALL SELECT user_id, sticker_id, created_at FROM {ANSWER} WHERE counted "
+            f"UNION ALL SELECT l.user_id, us.id, l.created_at FROM {LIKE} l "
+            f"JOIN {STICKER} us ON us.video_id = l.video_id AND us.kind = 'unlock' "
+            f"WHERE l.counted AND l.created_at >= us.opens_at "
+            f"AND (us.closes_at IS NULL OR l.created_at < us.closes_at) "
+            f"UNION ALL SELECT cl.user_id, cs.id, cl.created_at FROM {COMMENT_LIKE} cl "
+            f"JOIN {COMMENT} c ON c.id = cl.comment_id "
+            f"JOIN {STICKER} cs ON cs.video_id = c.video_id AND cs.kind = 'comment_pick' "
+            f"WHERE cl.counted AND cl.created_at >= cs.opens_at "
+            f"AND cl.created_at < coalesce(cs.closed_at, cs.closes_at)"
+            f") p JOIN {STICKER} s ON s.id = p.sticker_id "
+            f"WHERE true{filters}"
             f"{_window(rule, ts, params)}{_users('p.user_id', scope, params)}"
             f"{_stickers('s.id', scope, params)} "
             f"GROUP BY 1, 2 HAVING count(DISTINCT p.sticker_id) >= %(threshold)s"
@@ -238,6 +252,8 @@ def rule_apply(rule: RewardRule, scope: Scope, *, source: str) -> int:
 
 def rule_preview(rule: RewardRule) -> int:
     """How many grants a backfill of the rule would write now."""
+    if not rule_is_live(rule):
+        return 0
     qualified, params = qualifying_sql(rule, Scope())
     params["rule"] = rule.pk
     with connection.cursor() as cursor:

@@ -48,7 +48,9 @@ def test_each_counted_like_becomes_one_liked_video_feed_entry() -> None:
     report = reward_events_process()
 
     assert report == RunReport(
-        grants=0, rows={"likes": 2, "votes": 0, "answers": 0, "finals": 0}, more=False
+        grants=0,
+        rows={"likes": 2, "comment_likes": 0, "votes": 0, "answers": 0, "finals": 0},
+        more=False,
     )
     assert list(
         ActivityEvent.objects.values_list("user_id", "kind", "source_id", "video_id", "data")

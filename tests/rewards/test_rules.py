@@ -190,6 +190,46 @@ def test_participation_in_a_given_sticker_counts_only_that_sticker() -> None:
     assert grants_of(rule) == [(here.pk, "")]
 
 
+def test_liking_a_video_with_an_unlock_sticker_is_taking_part_in_it() -> None:
+    # given "take part in an unlock sticker", and a video with one
+    rule = RewardRuleFactory.create(
+        trigger=Trigger.STICKER_PARTICIPATION, sticker_kind=Sticker.Kind.UNLOCK
+    )
+    unlock = StickerFactory.create(kind=Sticker.Kind.UNLOCK, payload={"text": "tip"})
+    plain = VideoFactory.create()
+    fan, elsewhere, bot = UserFactory.create_batch(3)
+
+    # when one likes that video, one another video, and a bot's like does not count
+    like(fan, unlock.video)
+    like(elsewhere, plain)
+    like(bot, unlock.video, counted=False)
+
+    # then only the fan took part
+    assert reward_events_process().grants == 1
+    assert grants_of(rule) == [(fan.pk, "")]
+
+
+def test_liking_comments_under_an_open_comment_pick_is_taking_part_in_it() -> None:
+    from engagement.models import CommentLike
+    from engagement.services.interactions import comment_like
+    from tests.factories import CommentFactory
+    from tests.rewards import CLIENT
+
+    rule = RewardRuleFactory.create(
+        trigger=Trigger.STICKER_PARTICIPATION, sticker_kind=Sticker.Kind.COMMENT_PICK
+    )
+    pick = StickerFactory.create(kind=Sticker.Kind.COMMENT_PICK)
+    comment = CommentFactory.create(video=pick.video)
+    voter, late = UserFactory.create_batch(2)
+    comment_like(user=voter, comment_id=comment.pk, client=CLIENT)
+    comment_like(user=late, comment_id=comment.pk, client=CLIENT)
+    # the late like came after the sticker closed
+    CommentLike.objects.filter(user=late).update(created_at=pick.closes_at + MICROSECOND)
+
+    assert reward_events_process().grants == 1
+    assert grants_of(rule) == [(voter.pk, "")]
+
+
 # --- winning_ending ---------------------------------------------------------------------------
 def test_winning_ending_grants_the_voters_of_the_winner_once_the_sticker_is_final() -> None:
     # given an ending vote: Go 2, Stay 1; and a poll whose winner must not count
@@ -713,3 +753,33 @@ def test_revoking_a_grant_records_the_reason_and_the_rule_never_grants_it_again(
     assert grants_revoke(grant_ids=[grant.pk], reason="again") == 0
     grant.refresh_from_db()
     assert grant.revoke_reason == "bought likes"
+
+
+def test_a_rule_that_cannot_grant_now_previews_zero() -> None:
+    # given history that qualifies, and a rule that is inactive
+    rule = RewardRuleFactory.create(is_active=False)
+    like(UserFactory.create(), VideoFactory.create())
+
+    assert rule_preview(rule) == 0
+    assert rule_backfill(rule_id=rule.pk) == 0
+
+
+def test_the_pending_sweep_backfills_active_rules_never_applied_to_history() -> None:
+    from rewards.services.grants import rules_backfill_pending
+
+    # given history, a rule whose backfill never ran, and one that already ran
+    fans = UserFactory.create_batch(2)
+    for fan in fans:
+        like(fan, VideoFactory.create())
+    pending = RewardRuleFactory.create()
+    done = RewardRuleFactory.create(backfilled_at=timezone.now())
+
+    # when the sweep runs (twice: the second finds nothing pending)
+    assert rules_backfill_pending() == 2
+    assert rules_backfill_pending() == 0
+
+    # then only the pending rule was applied, and it is marked done
+    assert grants_of(pending) == sorted([(fan.pk, "") for fan in fans])
+    assert grants_of(done) == []
+    pending.refresh_from_db()
+    assert pending.backfilled_at is not None
