@@ -143,9 +143,8 @@ class CheckpointAdmin(admin.ModelAdmin):
 
 @admin.register(Vote)
 class VoteAdmin(BigTableAdmin):
-    date_hierarchy = "created_at"
     list_display = ("id", "sticker", "user", "option_ids", "counted", "created_at", "voted_at")
-    list_filter = ("counted",)
+    list_filter = ("counted", "created_at")
     search_fields = ("user__username", "device_id")
     autocomplete_fields = ("user",)
     raw_id_fields = ("sticker",)

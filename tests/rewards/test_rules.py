@@ -224,6 +224,7 @@ def test_liking_comments_under_an_open_comment_pick_is_taking_part_in_it() -> No
     comment_like(user=voter, comment_id=comment.pk, client=CLIENT)
     comment_like(user=late, comment_id=comment.pk, client=CLIENT)
     # the late like came after the sticker closed
+    assert pick.closes_at is not None
     CommentLike.objects.filter(user=late).update(created_at=pick.closes_at + MICROSECOND)
 
     assert reward_events_process().grants == 1
