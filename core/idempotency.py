@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.db import insert_ignoring_conflict
 from core.exceptions import Conflict, InvalidInput
 from core.models import IdempotencyRecord
 
@@ -61,14 +61,22 @@ def idempotency_claim(request: Request) -> IdempotencyClaim | None:
     fingerprint = request_fingerprint(request)
     now = timezone.now()
     for _attempt in range(2):
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    user=request.user, key=key, request_fingerprint=fingerprint
-                )
-            return IdempotencyClaim(record_id=record.pk)
-        except IntegrityError:
-            pass
+        # One statement (one round trip, its own implicit transaction): claimed, or taken.
+        record_id = insert_ignoring_conflict(
+            IdempotencyRecord,
+            {
+                "user": request.user.pk,
+                "key": key,
+                "request_fingerprint": fingerprint,
+                "state": IdempotencyRecord.State.IN_PROGRESS,
+                "response_body": "",
+                "response_headers": {},
+                "created_at": now,
+            },
+            ["user", "key"],
+        )
+        if record_id is not None:
+            return IdempotencyClaim(record_id=record_id)
         existing = IdempotencyRecord.objects.filter(user=request.user, key=key).first()
         if existing is None:
             continue  # it was purged between our insert and our read; try once more

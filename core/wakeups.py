@@ -33,7 +33,7 @@ def _send(topic: str) -> None:
     for task_name in settings.WAKE_ON_COMMIT.get(topic, ()):
         try:
             if cache.add(flag_key(task_name), 1, FLAG_TTL):
-                app.send_task(task_name)
+                app.send_task(task_name, countdown=settings.WAKE_DEBOUNCE_SECONDS)
         except Exception:
             cache.delete(flag_key(task_name))
             logger.warning("could not wake %s; its sweep will run it", task_name)

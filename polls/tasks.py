@@ -6,6 +6,11 @@ from polls.services import tally
 
 
 @shared_task(acks_late=True)
+def refresh_dirty_tallies() -> int:
+    return len(tally.tallies_refresh_dirty())
+
+
+@shared_task(acks_late=True)
 def refresh_sticker_tally(sticker_id: int) -> None:
     tally.sticker_tally_refresh(sticker_id=sticker_id)
 

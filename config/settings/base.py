@@ -256,6 +256,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
 }
 
+# Live tallies: votes within this window are counted by one aggregation (SPEC: <= 2 s behind).
+TALLY_DEBOUNCE_SECONDS = env.float("TALLY_DEBOUNCE_SECONDS", default=0.25)
+# Consumers woken after a lower app commits: a burst of commits within this window is one run.
+WAKE_DEBOUNCE_SECONDS = env.float("WAKE_DEBOUNCE_SECONDS", default=1.0)
+
 # Consumers woken after a lower app commits (see core/wakeups.py): topic -> task names.
 WAKE_ON_COMMIT: dict[str, list[str]] = {
     "interactions": ["rewards.tasks.process_reward_events"],

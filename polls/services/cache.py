@@ -59,3 +59,17 @@ def tally_store(sticker_id: int, tally: dict[str, Any], version: int | None = No
     if version is None:
         version = sticker_cache_version(sticker_id)
     cache.set(tally_key(sticker_id, version), tally, TALLY_TTL)
+
+
+def tallies_store(tallies: dict[int, dict[str, Any]]) -> None:
+    """Store many live tallies, each under its sticker's current version (two round trips)."""
+    if not tallies:
+        return
+    versions = cache.get_many([_version_key(sticker_id) for sticker_id in tallies])
+    cache.set_many(
+        {
+            tally_key(sticker_id, int(versions.get(_version_key(sticker_id)) or 0)): tally
+            for sticker_id, tally in tallies.items()
+        },
+        TALLY_TTL,
+    )

@@ -20,14 +20,16 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
+from django_redis import get_redis_connection
 
 from core.wakeups import wake
 from engagement.models import Comment, CommentLike
 from polls.models import Sticker, StickerOption, StickerResult, StickerTally, Vote
-from polls.services.cache import sticker_cache_forget, tally_store
+from polls.services.cache import sticker_cache_forget, tallies_store, tally_store
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,24 @@ _RANKED_COMMENTS = f"""
     GROUP BY c.id
 """
 _VOTERS = f"SELECT count(*) FROM {Vote._meta.db_table} WHERE sticker_id = %(sticker)s AND counted"
+# The same for many stickers at once: (sticker, option, votes, reached_at) in rank order.
+_RANKED_OPTIONS_MANY = f"""
+    SELECT o.sticker_id, o.id, COALESCE(t.votes, 0), t.reached_at
+    FROM {StickerOption._meta.db_table} o
+    LEFT JOIN (
+        SELECT v.sticker_id, choice.option_id, count(*) AS votes, max(v.voted_at) AS reached_at
+        FROM {Vote._meta.db_table} v
+        CROSS JOIN LATERAL unnest(v.option_ids) AS choice(option_id)
+        WHERE v.sticker_id = ANY(%(stickers)s) AND v.counted
+        GROUP BY v.sticker_id, choice.option_id
+    ) t ON t.option_id = o.id
+    WHERE o.sticker_id = ANY(%(stickers)s)
+    ORDER BY o.sticker_id, COALESCE(t.votes, 0) DESC, t.reached_at ASC NULLS LAST, o.position ASC
+"""
+_VOTERS_MANY = f"""
+    SELECT sticker_id, count(*) FROM {Vote._meta.db_table}
+    WHERE sticker_id = ANY(%(stickers)s) AND counted GROUP BY sticker_id
+"""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -70,62 +90,116 @@ def _iso(value: datetime | None) -> str | None:
 
 
 # --- live ------------------------------------------------------------------------------------
+def _redis_key(name: str) -> str:
+    return cache.make_key(name)
+
+
+DIRTY_SET = "polls:tally-dirty"
+REFRESH_FLAG = "polls:tally-refresh-queued"
+
+
 def tally_request(*, sticker_id: int) -> None:
-    """Ask for a live refresh (call after commit). Queues at most one pending refresh."""
-    from polls.tasks import refresh_sticker_tally
+    """Ask for a live refresh (call after commit).
+
+    The sticker joins a set of dirty stickers; at most one refresh task is queued at a time, a
+    short debounce later, and it refreshes every dirty sticker with one aggregation. A burst of
+    votes on one sticker, or on thousands, costs one refresh.
+    """
+    from polls.tasks import refresh_dirty_tallies
 
     try:
-        queued = cache.add(f"polls:refresh-queued:{sticker_id}", 1, REFRESH_FLAG_TTL)
+        pipe = get_redis_connection("default").pipeline(transaction=False)
+        pipe.sadd(_redis_key(DIRTY_SET), sticker_id)
+        pipe.set(_redis_key(REFRESH_FLAG), 1, nx=True, ex=REFRESH_FLAG_TTL)
+        queued = bool(pipe.execute()[1])
     except Exception:  # Redis down: the periodic sweep catches up
         logger.warning("could not flag tally refresh for sticker %s", sticker_id)
         return
     if queued:
         try:
-            refresh_sticker_tally.delay(sticker_id)
+            refresh_dirty_tallies.apply_async(countdown=settings.TALLY_DEBOUNCE_SECONDS)
         except Exception:
-            cache.delete(f"polls:refresh-queued:{sticker_id}")
-            logger.warning("broker unreachable; sweep will refresh sticker %s", sticker_id)
+            cache.delete(REFRESH_FLAG)
+            logger.warning("broker unreachable; the sweep will refresh sticker %s", sticker_id)
+
+
+def tallies_refresh_dirty() -> list[int]:
+    """Refresh every sticker flagged since the last run (the task behind tally_request)."""
+    connection_ = get_redis_connection("default")
+    # Clear the flag before taking the set: a vote that commits after this queues the next run,
+    # and its sticker is either in this batch or in the next.
+    connection_.delete(_redis_key(REFRESH_FLAG))
+    popped = connection_.spop(_redis_key(DIRTY_SET), 100_000) or []
+    sticker_ids = sorted({int(value) for value in popped})
+    tallies_refresh(sticker_ids)
+    return sticker_ids
 
 
 def sticker_tally_refresh(*, sticker_id: int) -> dict[str, Any] | None:
-    """Recompute the live tally from the rows; store it in PostgreSQL and Redis."""
-    # Clear the flag first: votes that commit from now on queue the next refresh.
-    cache.delete(f"polls:refresh-queued:{sticker_id}")
-    sticker = Sticker.objects.filter(pk=sticker_id).only("id", "kind", "video_id", "state").first()
-    if sticker is None or sticker.state == Sticker.State.FINAL:
-        return None
-    as_of = timezone.now()
-    with connection.cursor() as cursor:
-        if sticker.kind in VOTABLE:
-            cursor.execute(_RANKED_OPTIONS + " ORDER BY rank", {"sticker": sticker_id})
-            rows = cursor.fetchall()
-            cursor.execute(_VOTERS, {"sticker": sticker_id})
-            total = cursor.fetchone()[0]
-        elif sticker.kind == Sticker.Kind.COMMENT_PICK:
-            rows = [
-                (comment_id, likes, None, rank)
-                for rank, (comment_id, likes) in enumerate(
-                    Comment.objects.filter(
-                        video_id=sticker.video_id, counted=True, like_count__gt=0
-                    )
-                    .order_by("-like_count", "id")
-                    .values_list("id", "like_count")[:LEADERBOARD_SIZE],
-                    start=1,
-                )
-            ]
-            total = sum(row[1] for row in rows)
-        else:
-            return None
-    entries = [
-        {"id": target, "votes": votes, "reached_at": _iso(reached_at)}
-        for target, votes, reached_at, _rank in rows
-    ]
-    StickerTally.objects.update_or_create(
-        sticker_id=sticker_id, defaults={"as_of": as_of, "total_votes": total, "entries": entries}
+    """Recompute one sticker's live tally now."""
+    return tallies_refresh([sticker_id]).get(sticker_id)
+
+
+def tallies_refresh(sticker_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Recompute the live tallies of these stickers from the rows, with one aggregation for all
+    votable ones; store them in PostgreSQL (StickerTally) and Redis. Final stickers are skipped.
+    """
+    stickers = list(
+        Sticker.objects.filter(pk__in=sticker_ids)
+        .exclude(state__in=[Sticker.State.FINAL, Sticker.State.CANCELED, Sticker.State.MODERATED])
+        .only("id", "kind", "video_id", "state")
     )
-    tally = {"as_of": _iso(as_of), "total_votes": total, "entries": entries, "final": False}
-    tally_store(sticker_id, tally)
-    return tally
+    if not stickers:
+        return {}
+    as_of = timezone.now()
+    votable = [sticker.pk for sticker in stickers if sticker.kind in VOTABLE]
+    rows: dict[int, list[tuple[int, int, datetime | None]]] = {}
+    totals: dict[int, int] = {}
+    if votable:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Small aggregations: starting parallel workers costs more than it saves.
+            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            cursor.execute(_RANKED_OPTIONS_MANY, {"stickers": votable})
+            for sticker_id, option_id, votes, reached_at in cursor.fetchall():
+                rows.setdefault(sticker_id, []).append((option_id, votes, reached_at))
+            cursor.execute(_VOTERS_MANY, {"stickers": votable})
+            totals = dict(cursor.fetchall())
+    for sticker in stickers:
+        if sticker.kind == Sticker.Kind.COMMENT_PICK:
+            leaders = list(
+                Comment.objects.filter(video_id=sticker.video_id, counted=True, like_count__gt=0)
+                .order_by("-like_count", "id")
+                .values_list("id", "like_count")[:LEADERBOARD_SIZE]
+            )
+            rows[sticker.pk] = [(comment_id, likes, None) for comment_id, likes in leaders]
+            totals[sticker.pk] = sum(likes for _, likes in leaders)
+    tallies: dict[int, dict[str, Any]] = {}
+    for sticker_id, entries in rows.items():
+        tallies[sticker_id] = {
+            "as_of": _iso(as_of),
+            "total_votes": totals.get(sticker_id, 0),
+            "entries": [
+                {"id": target, "votes": votes, "reached_at": _iso(reached_at)}
+                for target, votes, reached_at in entries
+            ],
+            "final": False,
+        }
+    StickerTally.objects.bulk_create(
+        [
+            StickerTally(
+                sticker_id=sticker_id,
+                as_of=as_of,
+                total_votes=tally["total_votes"],
+                entries=tally["entries"],
+            )
+            for sticker_id, tally in tallies.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["sticker"],
+        update_fields=["as_of", "total_votes", "entries"],
+    )
+    tallies_store(tallies)
+    return tallies
 
 
 def tallies_sweep() -> list[int]:

@@ -36,13 +36,16 @@ class _StickerRow:
     closes_at: datetime | None
     max_choices: int
     allow_vote_change: bool
+    option_ids: list[int]
 
 
 def _sticker_key_share(sticker_id: int) -> _StickerRow:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, kind, state, opens_at, closes_at, max_choices, allow_vote_change "
-            f"FROM {Sticker._meta.db_table} WHERE id = %s FOR KEY SHARE",
+            f"SELECT s.id, s.kind, s.state, s.opens_at, s.closes_at, s.max_choices, "
+            f"s.allow_vote_change, ARRAY(SELECT o.id FROM {StickerOption._meta.db_table} o "
+            f"WHERE o.sticker_id = s.id) "
+            f"FROM {Sticker._meta.db_table} s WHERE s.id = %s FOR KEY SHARE",
             [sticker_id],
         )
         row = cursor.fetchone()
@@ -94,27 +97,23 @@ def vote_cast(
     sticker = _sticker_key_share(sticker_id)
     if sticker.kind not in VOTABLE:
         raise InvalidInput(f"A sticker of kind {sticker.kind} takes no votes.", code="not_votable")
-    allowed = set(StickerOption.objects.filter(sticker_id=sticker_id).values_list("id", flat=True))
-    _check_choices(option_ids, allowed, sticker.max_choices)
+    _check_choices(option_ids, set(sticker.option_ids), sticker.max_choices)
     now = timezone.now()
     _check_open(sticker, now)
     chosen = sorted(option_ids)
+    fields = {
+        "option_ids": chosen,
+        "created_at": now,
+        "voted_at": now,
+        "ip": client.ip,
+        "device_id": client.device_id,
+        "counted": True,
+    }
     new_id = insert_ignoring_conflict(
-        Vote,
-        {
-            "sticker": sticker_id,
-            "user": user.pk,
-            "option_ids": chosen,
-            "created_at": now,
-            "voted_at": now,
-            "ip": client.ip,
-            "device_id": client.device_id,
-            "counted": True,
-        },
-        ["sticker", "user"],
+        Vote, {"sticker": sticker_id, "user": user.pk, **fields}, ["sticker", "user"]
     )
     if new_id is not None:
-        vote = Vote.objects.get(pk=new_id)
+        vote = Vote(pk=new_id, sticker_id=sticker_id, user_id=user.pk, **fields)
         transaction.on_commit(lambda: tally_request(sticker_id=sticker_id))
         wake("votes")
         return VoteResult(vote=vote, created=True, changed=False)

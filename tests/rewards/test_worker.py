@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.test import Client
@@ -47,10 +48,11 @@ def _drain_rewards_queue() -> None:
     """Wait until the worker ran every rewards task queued so far.
 
     The queue is FIFO and the worker runs one task at a time: once a backfill sent now has run,
-    everything sent before it has too. (An inactive rule: its backfill grants nothing.)
+    everything sent before it has too. Wake-ups are sent with a debounce countdown, so the
+    sentinel waits a little longer than that. (An inactive rule: its backfill grants nothing.)
     """
     sentinel = RewardRuleFactory.create(name="sentinel", is_active=False)
-    backfill_rule.delay(sentinel.pk)
+    backfill_rule.apply_async((sentinel.pk,), countdown=settings.WAKE_DEBOUNCE_SECONDS + 0.5)
     assert wait_until(
         lambda: RewardRule.objects.filter(pk=sentinel.pk, backfilled_at__isnull=False).exists(),
         timeout=60,
