@@ -1,0 +1,205 @@
+"""The readable report and the JSON results file."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    title: str
+    compared: str  # what the figure was compared against / how it is formed
+    bound: float
+    at_most: bool  # True: figure <= bound passes; False: figure >= bound passes
+    unit: str
+    phase: str
+
+    def verdict(self, value: Any) -> str:
+        if not isinstance(value, int | float) or math.isnan(value):
+            return "n/a"
+        ok = value <= self.bound if self.at_most else value >= self.bound
+        return "PASS" if ok else "FAIL"
+
+    def bound_text(self) -> str:
+        sign = "<=" if self.at_most else ">="
+        return f"{sign} {self.bound:g}{self.unit}"
+
+
+TARGETS = [
+    Target(
+        "vote_write_ratio",
+        "Vote writes, throughput",
+        "POST /stickers/{{id}}/votes {vote_write_rps:.0f} req/s vs bare POST "
+        "{bare_write_rps:.0f} req/s (same server, same tokens; p99 {vote_p99_ms:.0f} vs "
+        "{bare_write_p99_ms:.0f} ms under saturation); per round {vote_write_round_ratios}\n"
+        "       server CPU per request {vote_server_cpu_ms:.2f} vs "
+        "{bare_write_server_cpu_ms:.2f} ms -> CPU-cost ratio {vote_write_cpu_ratio:.2f}x "
+        "(a cross-check that other load on the machine does not move)",
+        0.5,
+        False,
+        "x",
+        "writes",
+    ),
+    Target(
+        "vote_p99_ms_at_half_rate",
+        "Vote writes, p99 at half rate",
+        "open loop at {half_rate_rps:.0f} req/s (half the vote throughput): p50 "
+        "{vote_p50_ms_at_half_rate:.1f} ms; bare POST at the same rate: p50 "
+        "{bare_write_p50_ms_at_half_rate:.1f} / p99 {bare_write_p99_ms_at_half_rate:.1f} ms",
+        100.0,
+        True,
+        " ms",
+        "writes",
+    ),
+    Target(
+        "results_read_ratio",
+        "Results reads, throughput",
+        "GET /stickers/{{id}}/results {results_read_rps:.0f} req/s vs bare GET "
+        "{bare_read_rps:.0f} req/s (p99 {results_p99_ms:.0f} vs {bare_read_p99_ms:.0f} ms); "
+        "per round {results_read_round_ratios}\n"
+        "       server CPU per request {results_server_cpu_ms:.2f} vs "
+        "{bare_read_server_cpu_ms:.2f} ms -> CPU-cost ratio {results_read_cpu_ratio:.2f}x",
+        0.8,
+        False,
+        "x",
+        "reads",
+    ),
+    Target(
+        "live_lag_s",
+        "Live results lag (max)",
+        "results polled every 100 ms vs votes committed (2xx) before each poll was sent, at "
+        "{live_lag_vote_rate:.0f} votes/s ({live_lag_votes_committed} votes, p50 "
+        "{live_lag_vote_p50_ms:.0f} ms); p95 {live_lag_p95_s:.3f} s; counting each read's own "
+        "time (p99 {live_lag_poll_p99_ms:.0f} ms): max {live_lag_upper_s:.3f} s",
+        2.0,
+        True,
+        " s",
+        "lag",
+    ),
+    Target(
+        "finalize_1m_ratio",
+        "Finalize, time",
+        "finalize_sticker on a solo worker {finalize_1m_s:.2f} s (send -> state final) vs plain "
+        "GROUP BY {group_by_1m_s:.3f} s over the same {finalize_votes:,} votes (without parallel "
+        "workers {group_by_1m_serial_s:.3f} s: {finalize_1m_ratio_vs_serial:.2f}x)",
+        5.0,
+        True,
+        "x",
+        "finalize",
+    ),
+    Target(
+        "finalize_worker_peak_mb",
+        "Finalize, worker peak memory",
+        "VmHWM of the solo worker process (idle after start: {finalize_worker_idle_mb:.0f} MB)",
+        300.0,
+        True,
+        " MB",
+        "finalize",
+    ),
+]
+
+
+class _Lenient(dict[str, Any]):
+    """format_map that shows missing or null figures as '?', and a spread as min-median-max."""
+
+    def __missing__(self, key: str) -> Any:
+        return _Missing()
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        if isinstance(value, dict) and {"min", "median", "max"} <= value.keys():
+            return f"{value['min']:.2f}-{value['max']:.2f} (median {value['median']:.2f})"
+        return value
+
+
+class _Missing:
+    def __format__(self, spec: str) -> str:
+        return "?"
+
+
+def _fmt(value: Any, unit: str) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit == " MB":
+        return f"{value:.0f} MB"
+    if unit == " s":
+        return f"{value:.3f} s"
+    return f"{value:.1f}{unit}"
+
+
+def _kind_of_run(results: dict[str, Any], phases: list[str]) -> str:
+    kind = "QUICK (smaller, shorter) run" if results.get("quick") else "full-size run"
+    if len(phases) < len(TARGETS) and set(phases) != {t.phase for t in TARGETS}:
+        kind += f", only {','.join(phases)}"
+    return kind
+
+
+def render(results: dict[str, Any], phases: list[str]) -> str:
+    figures = _Lenient({k: v for k, v in results.items() if v is not None})
+    lines = ["", "=" * 78, "Chorus benchmark (ratios measured side by side in one run)", "=" * 78]
+    machine = results.get("machine", {})
+    lines.append(
+        f"date {results.get('date')}  machine: {machine.get('nproc')} CPUs, "
+        f"{machine.get('memory_mb')} MB, Python {machine.get('python')}, "
+        f"PostgreSQL {machine.get('postgres')}, load avg at start {machine.get('load_avg_start')}"
+    )
+    server = results.get("server", {})
+    lines.append(
+        f"server: gunicorn {server.get('workers')} x {server.get('worker_class')} "
+        f"(threads {server.get('threads')}), Celery workers {server.get('celery_workers')}, "
+        f"loopback; {_kind_of_run(results, phases)}"
+    )
+    lines.append("")
+    for target in TARGETS:
+        if target.phase not in phases:
+            continue
+        value = results.get(target.key)
+        verdict = target.verdict(value)
+        lines.append(
+            f"[{verdict:4}] {target.title:32} {_fmt(value, target.unit):>10}   "
+            f"target {target.bound_text()}"
+        )
+        lines.append(f"       {target.compared.format_map(figures)}")
+    lines.append("")
+    verdicts = [
+        target.verdict(results.get(target.key)) for target in TARGETS if target.phase in phases
+    ]
+    lines.append(
+        f"{verdicts.count('PASS')} of {len(verdicts)} targets pass"
+        + (f", {verdicts.count('FAIL')} fail" if "FAIL" in verdicts else "")
+    )
+    return "\n".join(lines)
+
+
+def verdicts(results: dict[str, Any], phases: list[str]) -> dict[str, str]:
+    return {t.key: t.verdict(results.get(t.key)) for t in TARGETS if t.phase in phases}
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 6)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write(results: dict[str, Any], names: list[str]) -> list[Path]:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_clean(results), indent=2, sort_keys=True) + "\n"
+    written = []
+    for name in names:
+        path = RESULTS_DIR / name
+        path.write_text(text)
+        written.append(path)
+    return written
