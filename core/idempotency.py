@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -120,15 +121,20 @@ def idempotency_complete(claim: IdempotencyClaim, response: Response) -> None:
     headers = {name: response[name] for name in _REPLAYED_HEADERS if response.has_header(name)}
     if response.content_type:
         headers["Content-Type"] = response.content_type
-    IdempotencyRecord.objects.filter(pk=claim.record_id).update(
-        state=IdempotencyRecord.State.COMPLETED,
-        response_status=response.status_code,
-        response_body=""
-        if response.data is None
-        else json.dumps(response.data, cls=DjangoJSONEncoder),
-        response_headers=headers,
-        completed_at=timezone.now(),
-    )
+    body = "" if response.data is None else json.dumps(response.data, cls=DjangoJSONEncoder)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {IdempotencyRecord._meta.db_table} SET state = %s, response_status = %s, "
+            f"response_body = %s, response_headers = %s::jsonb, completed_at = %s WHERE id = %s",
+            [
+                IdempotencyRecord.State.COMPLETED,
+                response.status_code,
+                body,
+                json.dumps(headers),
+                timezone.now(),
+                claim.record_id,
+            ],
+        )
 
 
 def idempotency_release(claim: IdempotencyClaim) -> None:

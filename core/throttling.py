@@ -31,42 +31,72 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 class FixedWindowThrottle(BaseThrottle):
+    """Counts a request against one or more (scope, identity) windows in one Redis round trip."""
+
     scope: str = ""
 
     def __init__(self) -> None:
         self.wait_seconds: float | None = None
 
-    def get_rate(self) -> tuple[int, int]:
-        return parse_rate(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][self.scope])
+    def get_rate(self, scope: str | None = None) -> tuple[int, int]:
+        return parse_rate(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][scope or self.scope])
 
     def get_ident_key(self, request: Request, view: "APIView") -> str | None:
         raise NotImplementedError
 
-    def allow_request(self, request: Request, view: "APIView") -> bool:
+    def get_scopes(self, request: Request, view: "APIView") -> list[tuple[str, str]]:
+        """The (scope, identity) windows this request counts against."""
         ident = self.get_ident_key(request, view)
-        if ident is None:
+        return [] if ident is None else [(self.scope, ident)]
+
+    def allow_request(self, request: Request, view: "APIView") -> bool:
+        scopes = self.get_scopes(request, view)
+        if not scopes:
             return True
-        limit, period = self.get_rate()
         now = time.time()
-        window = int(now // period)
         prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
-        key = f"{prefix}:throttle:{self.scope}:{ident}:{window}"
+        windows = []
         try:
-            connection = get_redis_connection("default")
-            pipe = connection.pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, period + 1)
-            count = pipe.execute()[0]
+            pipe = get_redis_connection("default").pipeline(transaction=False)
+            for scope, ident in scopes:
+                limit, period = self.get_rate(scope)
+                window = int(now // period)
+                key = f"{prefix}:throttle:{scope}:{ident}:{window}"
+                pipe.incr(key)
+                pipe.expire(key, period + 1)
+                windows.append((limit, period, window))
+            counts = pipe.execute()[::2]
         except RedisError:
             logger.warning("throttle store unreachable; letting the request through")
             return True
-        if count > limit:
-            self.wait_seconds = (window + 1) * period - now
+        waits = [
+            (window + 1) * period - now
+            for (limit, period, window), count in zip(windows, counts, strict=True)
+            if count > limit
+        ]
+        if waits:
+            self.wait_seconds = max(waits)
             return False
         return True
 
     def wait(self) -> float | None:
         return self.wait_seconds
+
+
+class RequestThrottle(FixedWindowThrottle):
+    """The default: per user (or per IP before login), plus the stricter write limit for
+    unsafe methods, counted together in one round trip."""
+
+    def get_scopes(self, request: Request, view: "APIView") -> list[tuple[str, str]]:
+        if request.user and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+            scopes = [("user", ident)]
+        else:
+            ident = f"ip:{self.get_ident(request)}"
+            scopes = [("anon", ident)]
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            scopes.append(("writes", ident))
+        return scopes
 
 
 class AnonBurstThrottle(FixedWindowThrottle):

@@ -130,9 +130,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": [
-        "core.throttling.AnonBurstThrottle",
-        "core.throttling.UserBurstThrottle",
-        "core.throttling.WriteThrottle",
+        "core.throttling.RequestThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
     "DEFAULT_RENDERER_CLASSES": ["core.renderers.JSONRenderer"],

@@ -101,36 +101,53 @@ def vote_cast(
     now = timezone.now()
     _check_open(sticker, now)
     chosen = sorted(option_ids)
-    fields = {
-        "option_ids": chosen,
-        "created_at": now,
-        "voted_at": now,
-        "ip": client.ip,
-        "device_id": client.device_id,
-        "counted": True,
-    }
-    new_id = insert_ignoring_conflict(
-        Vote, {"sticker": sticker_id, "user": user.pk, **fields}, ["sticker", "user"]
-    )
-    if new_id is not None:
-        vote = Vote(pk=new_id, sticker_id=sticker_id, user_id=user.pk, **fields)
+    # One statement for a new vote and for a changed one (the insert's conflict becomes an
+    # update when changes are allowed and the choice differs); `xmax = 0` tells an insert.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {Vote._meta.db_table} AS vote
+                (sticker_id, user_id, option_ids, created_at, voted_at, ip, device_id, counted)
+            VALUES (%(sticker)s, %(user)s, %(chosen)s, %(now)s, %(now)s, %(ip)s, %(device)s, true)
+            ON CONFLICT (sticker_id, user_id) DO UPDATE
+                SET option_ids = EXCLUDED.option_ids, voted_at = EXCLUDED.voted_at,
+                    ip = EXCLUDED.ip, device_id = EXCLUDED.device_id
+                WHERE %(change_allowed)s AND vote.option_ids <> EXCLUDED.option_ids
+            RETURNING id, created_at, counted, xmax = 0
+            """,
+            {
+                "sticker": sticker_id,
+                "user": user.pk,
+                "chosen": chosen,
+                "now": now,
+                "ip": client.ip,
+                "device": client.device_id,
+                "change_allowed": sticker.allow_vote_change,
+            },
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        vote_id, created_at, counted, inserted = row
+        vote = Vote(
+            pk=vote_id,
+            sticker_id=sticker_id,
+            user_id=user.pk,
+            option_ids=chosen,
+            created_at=created_at,
+            voted_at=now,
+            ip=client.ip,
+            device_id=client.device_id,
+            counted=counted,
+        )
         transaction.on_commit(lambda: tally_request(sticker_id=sticker_id))
-        wake("votes")
-        return VoteResult(vote=vote, created=True, changed=False)
-    vote = Vote.objects.select_for_update().get(sticker_id=sticker_id, user=user)
+        if inserted:
+            wake("votes")
+        return VoteResult(vote=vote, created=inserted, changed=not inserted)
+    # The vote exists and was left alone: the same choice again, or changes are not allowed.
+    vote = Vote.objects.get(sticker_id=sticker_id, user=user)
     if sorted(vote.option_ids) == chosen:
         return VoteResult(vote=vote, created=False, changed=False)
-    if not sticker.allow_vote_change:
-        raise Conflict(
-            "This sticker does not allow changing a vote.", code="vote_change_not_allowed"
-        )
-    vote.option_ids = chosen
-    vote.voted_at = now
-    vote.ip = client.ip
-    vote.device_id = client.device_id
-    vote.save(update_fields=["option_ids", "voted_at", "ip", "device_id"])
-    transaction.on_commit(lambda: tally_request(sticker_id=sticker_id))
-    return VoteResult(vote=vote, created=False, changed=True)
+    raise Conflict("This sticker does not allow changing a vote.", code="vote_change_not_allowed")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from core.throttling import (
     AnonBurstThrottle,
     AuthThrottle,
     FixedWindowThrottle,
+    RequestThrottle,
     UserBurstThrottle,
     WriteThrottle,
     parse_rate,
@@ -240,3 +241,21 @@ def test_an_unreachable_redis_lets_requests_through(
 
     assert _allowed(throttle, _request(), 3) == [True, True, True]
     assert throttle.wait() is None
+
+
+@pytest.mark.django_db
+def test_the_default_throttle_counts_user_and_write_windows_together(
+    throttle_rates: Callable[..., None],
+) -> None:
+    # given 3 requests a day per user, of which 2 writes
+    throttle_rates(user="3/day", writes="2/day")
+    user = UserFactory.create()
+    throttle = RequestThrottle()
+
+    # then two writes pass, the third is refused by the write window, and a read is then
+    # refused by the user window (the refused write counted there too)
+    assert throttle.allow_request(_request(user=user, method="POST"), VIEW) is True
+    assert throttle.allow_request(_request(user=user, method="POST"), VIEW) is True
+    assert throttle.allow_request(_request(user=user, method="POST"), VIEW) is False
+    assert 0 < (throttle.wait() or 0) <= 86400
+    assert throttle.allow_request(_request(user=user, method="GET"), VIEW) is False
