@@ -1,9 +1,10 @@
 """Redis copies of what results reads need: the sticker's metadata and its latest tally.
 
-Both are rebuilt from PostgreSQL on a miss. Keys carry a per-sticker version: a write that
-changes the sticker bumps the version after commit, so a read that loaded the old row just
-before the commit stores its copy under the old version, where nobody looks any more (deleting
-the key instead would let that late write put stale data back).
+Both are rebuilt from PostgreSQL on a miss. Each copy carries the sticker's cache version; a
+write that changes the sticker bumps the version after commit. A read fetches the version and
+both copies in one round trip and ignores a copy of another version, so a read that loaded the
+old row just before a commit and stores it late stores something nobody will use (deleting the
+key instead would let that late write put stale data back).
 """
 
 from typing import Any
@@ -19,16 +20,16 @@ def _version_key(sticker_id: int) -> str:
     return f"polls:ver:{sticker_id}"
 
 
+def meta_key(sticker_id: int) -> str:
+    return f"polls:meta:{sticker_id}"
+
+
+def tally_key(sticker_id: int) -> str:
+    return f"polls:tally:{sticker_id}"
+
+
 def sticker_cache_version(sticker_id: int) -> int:
     return int(cache.get(_version_key(sticker_id)) or 0)
-
-
-def meta_key(sticker_id: int, version: int) -> str:
-    return f"polls:meta:{sticker_id}:{version}"
-
-
-def tally_key(sticker_id: int, version: int) -> str:
-    return f"polls:tally:{sticker_id}:{version}"
 
 
 def sticker_cache_forget(sticker_id: int) -> None:
@@ -40,25 +41,28 @@ def sticker_cache_forget(sticker_id: int) -> None:
         cache.set(key, 1, VERSION_TTL)
 
 
+def _current(entry: Any, version: int) -> Any:
+    if isinstance(entry, dict) and entry.get("version") == version:
+        return entry["value"]
+    return None
+
+
 def cached_get_many(sticker_id: int) -> tuple[int, Any, Any]:
-    """(version, meta, tally) as cached for the current version."""
-    version = sticker_cache_version(sticker_id)
-    found = cache.get_many([meta_key(sticker_id, version), tally_key(sticker_id, version)])
-    return (
-        version,
-        found.get(meta_key(sticker_id, version)),
-        found.get(tally_key(sticker_id, version)),
-    )
+    """(version, meta, tally) as cached for the current version, in one round trip."""
+    keys = [_version_key(sticker_id), meta_key(sticker_id), tally_key(sticker_id)]
+    found = cache.get_many(keys)
+    version = int(found.get(keys[0]) or 0)
+    return version, _current(found.get(keys[1]), version), _current(found.get(keys[2]), version)
 
 
 def meta_store(sticker_id: int, version: int, meta: dict[str, Any]) -> None:
-    cache.set(meta_key(sticker_id, version), meta, META_TTL)
+    cache.set(meta_key(sticker_id), {"version": version, "value": meta}, META_TTL)
 
 
 def tally_store(sticker_id: int, tally: dict[str, Any], version: int | None = None) -> None:
     if version is None:
         version = sticker_cache_version(sticker_id)
-    cache.set(tally_key(sticker_id, version), tally, TALLY_TTL)
+    cache.set(tally_key(sticker_id), {"version": version, "value": tally}, TALLY_TTL)
 
 
 def tallies_store(tallies: dict[int, dict[str, Any]]) -> None:
@@ -68,7 +72,10 @@ def tallies_store(tallies: dict[int, dict[str, Any]]) -> None:
     versions = cache.get_many([_version_key(sticker_id) for sticker_id in tallies])
     cache.set_many(
         {
-            tally_key(sticker_id, int(versions.get(_version_key(sticker_id)) or 0)): tally
+            tally_key(sticker_id): {
+                "version": int(versions.get(_version_key(sticker_id)) or 0),
+                "value": tally,
+            }
             for sticker_id, tally in tallies.items()
         },
         TALLY_TTL,
