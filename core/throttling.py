@@ -8,7 +8,7 @@ rate limits are protection, not a guarantee, and an outage of the cache must not
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django_redis import get_redis_connection
@@ -49,13 +49,16 @@ class FixedWindowThrottle(BaseThrottle):
         ident = self.get_ident_key(request, view)
         return [] if ident is None else [(self.scope, ident)]
 
+    def piggyback(self, pipe: Any, request: Request, view: "APIView") -> None:
+        """Hook: a view may add commands to the throttle's round trip; their replies are left
+        in `request.throttle_piggyback` (None when Redis could not be reached)."""
+
     def allow_request(self, request: Request, view: "APIView") -> bool:
         scopes = self.get_scopes(request, view)
-        if not scopes:
-            return True
         now = time.time()
         prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
         windows = []
+        request.throttle_piggyback = None  # type: ignore[attr-defined]
         try:
             pipe = get_redis_connection("default").pipeline(transaction=False)
             for scope, ident in scopes:
@@ -65,10 +68,15 @@ class FixedWindowThrottle(BaseThrottle):
                 pipe.incr(key)
                 pipe.expire(key, period + 1)
                 windows.append((limit, period, window))
-            counts = pipe.execute()[::2]
+            self.piggyback(pipe, request, view)
+            if not len(pipe):
+                return True
+            replies = pipe.execute()
         except RedisError:
             logger.warning("throttle store unreachable; letting the request through")
             return True
+        counts = replies[: 2 * len(windows) : 2]
+        request.throttle_piggyback = replies[2 * len(windows) :]  # type: ignore[attr-defined]
         waits = [
             (window + 1) * period - now
             for (limit, period, window), count in zip(windows, counts, strict=True)

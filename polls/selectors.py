@@ -205,9 +205,14 @@ def _meta_build(sticker_id: int, version: int) -> dict[str, Any] | None:
     return meta
 
 
-def sticker_results(*, sticker_id: int, viewer: User) -> tuple[dict[str, Any], str]:
-    """The results document and its ETag, or NotFound / Forbidden(results_hidden)."""
-    version, meta, tally = cached_get_many(sticker_id)
+def sticker_results(
+    *, sticker_id: int, viewer: User, cached: tuple[int, Any, Any] | None = None
+) -> tuple[dict[str, Any], str]:
+    """The results document and its ETag, or NotFound / Forbidden(results_hidden).
+
+    `cached`: (version, meta, tally) already read from Redis by the caller, if it could.
+    """
+    version, meta, tally = cached if cached is not None else cached_get_many(sticker_id)
     if meta is None:
         meta = _meta_build(sticker_id, version)
     if meta is None:

@@ -6,15 +6,18 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from core.api.base import BaseAPIView, BaseGenericAPIView
 from core.client import client_info
 from core.pagination import IdCursorPagination
+from core.throttling import RequestThrottle
 from engagement.models import User
 from engagement.selectors import video_exists
 from polls import selectors
 from polls.api import serializers as s
 from polls.services import definitions, lifecycle, voting
+from polls.services.cache import cached_mget_decode, cached_mget_queue
 from polls.services.definitions import StickerSpec
 
 
@@ -146,7 +149,16 @@ class VoteView(BaseAPIView):
         )
 
 
+class ResultsThrottle(RequestThrottle):
+    """The default throttle, with the results cache read riding on its Redis round trip."""
+
+    def piggyback(self, pipe: Any, request: Request, view: APIView) -> None:
+        cached_mget_queue(pipe, view.kwargs["sticker_id"])
+
+
 class ResultsView(BaseAPIView):
+    throttle_classes = [ResultsThrottle]
+
     @extend_schema(
         responses={
             200: s.ResultsSerializer,
@@ -157,7 +169,11 @@ class ResultsView(BaseAPIView):
         "or, once `final`, the exact result. Supports ETag / If-None-Match.",
     )
     def get(self, request: Request, sticker_id: int) -> Response:
-        document, etag = selectors.sticker_results(sticker_id=sticker_id, viewer=_viewer(request))
+        replies = getattr(request, "throttle_piggyback", None)
+        cached = cached_mget_decode(replies[0]) if replies else None
+        document, etag = selectors.sticker_results(
+            sticker_id=sticker_id, viewer=_viewer(request), cached=cached
+        )
         headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
         if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)

@@ -47,12 +47,29 @@ def _current(entry: Any, version: int) -> Any:
     return None
 
 
+def _keys(sticker_id: int) -> list[str]:
+    return [_version_key(sticker_id), meta_key(sticker_id), tally_key(sticker_id)]
+
+
 def cached_get_many(sticker_id: int) -> tuple[int, Any, Any]:
     """(version, meta, tally) as cached for the current version, in one round trip."""
-    keys = [_version_key(sticker_id), meta_key(sticker_id), tally_key(sticker_id)]
+    keys = _keys(sticker_id)
     found = cache.get_many(keys)
     version = int(found.get(keys[0]) or 0)
     return version, _current(found.get(keys[1]), version), _current(found.get(keys[2]), version)
+
+
+def cached_mget_queue(pipe: Any, sticker_id: int) -> None:
+    """Queue the MGET of cached_get_many on a raw Redis pipeline (another round trip's)."""
+    pipe.mget([cache.make_key(key) for key in _keys(sticker_id)])  # type: ignore[attr-defined]
+
+
+def cached_mget_decode(raw: list[bytes | None]) -> tuple[int, Any, Any]:
+    """What cached_get_many returns, from the replies of cached_mget_queue."""
+    client = cache.client  # type: ignore[attr-defined]
+    values = [None if value is None else client.decode(value) for value in raw]
+    version = int(values[0] or 0)
+    return version, _current(values[1], version), _current(values[2], version)
 
 
 def meta_store(sticker_id: int, version: int, meta: dict[str, Any]) -> None:
