@@ -12,6 +12,7 @@ Stickers that became final are read by `finalized_at` with the same lag.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -124,38 +125,30 @@ def _creators_of_liked_videos(low: int, high: int) -> list[int]:
         return list(cursor.fetchone()[0])
 
 
-def _comment_likes(report: RunReport) -> None:
-    """Liking comments under a video with a comment_pick sticker is taking part in it."""
-    users, _top, safe, rows = _read(CommentLike._meta.db_table, "comment_likes", "user_id")
-    report.rows["comment_likes"] = rows
-    if not rows:
-        return
-    with transaction.atomic():
-        for rule in _rules(PARTICIPATION_TRIGGERS):
-            report.grants += rule_apply(rule, Scope(user_ids=users), source="event")
-        _advance("comment_likes", safe)
+def _rows_touching_users(
+    table: str, name: str, triggers: tuple[str, ...]
+) -> Callable[[RunReport], None]:
+    """A source whose new rows affect only the rules of `triggers`, for the users who wrote them."""
+
+    def step(report: RunReport) -> None:
+        users, _top, safe, rows = _read(table, name, "user_id")
+        report.rows[name] = rows
+        if not rows:
+            return
+        with transaction.atomic():
+            for rule in _rules(triggers):
+                report.grants += rule_apply(rule, Scope(user_ids=users), source="event")
+            _advance(name, safe)
+
+    return step
 
 
-def _votes(report: RunReport) -> None:
-    users, _top, safe, rows = _read(Vote._meta.db_table, "votes", "user_id")
-    report.rows["votes"] = rows
-    if not rows:
-        return
-    with transaction.atomic():
-        for rule in _rules(PARTICIPATION_TRIGGERS):
-            report.grants += rule_apply(rule, Scope(user_ids=users), source="event")
-        _advance("votes", safe)
-
-
-def _answers(report: RunReport) -> None:
-    users, _top, safe, rows = _read(Answer._meta.db_table, "answers", "user_id")
-    report.rows["answers"] = rows
-    if not rows:
-        return
-    with transaction.atomic():
-        for rule in _rules(ANSWER_TRIGGERS):
-            report.grants += rule_apply(rule, Scope(user_ids=users), source="event")
-        _advance("answers", safe)
+# Liking comments under a video with a comment_pick sticker is taking part in it.
+_comment_likes = _rows_touching_users(
+    CommentLike._meta.db_table, "comment_likes", PARTICIPATION_TRIGGERS
+)
+_votes = _rows_touching_users(Vote._meta.db_table, "votes", PARTICIPATION_TRIGGERS)
+_answers = _rows_touching_users(Answer._meta.db_table, "answers", ANSWER_TRIGGERS)
 
 
 def _finals(report: RunReport) -> None:
@@ -212,7 +205,7 @@ def reward_events_process() -> RunReport:
     try:
         for step in (_likes, _comment_likes, _votes, _answers, _finals):
             step(report)
-            if report.rows.get(step.__name__.lstrip("_"), 0) >= BATCH:
+            if any(rows >= BATCH for rows in report.rows.values()):
                 report.more = True
     finally:
         with connection.cursor() as cursor:
