@@ -62,7 +62,8 @@ def idempotency_claim(request: Request) -> IdempotencyClaim | None:
     fingerprint = request_fingerprint(request)
     now = timezone.now()
     for _attempt in range(2):
-        # One statement (one round trip, its own implicit transaction): claimed, or taken.
+        # One statement: claimed, or taken. (A concurrent claim of the same key that has not
+        # committed yet makes this wait for it, then see its answer.)
         record_id = insert_ignoring_conflict(
             IdempotencyRecord,
             {

@@ -57,7 +57,7 @@ def user_register(
             errors={"password": list(error.messages)},
         ) from None
     try:
-        with transaction.atomic(durable=True):
+        with transaction.atomic():
             candidate.set_password(password)
             candidate.save()
             return _token_issue(user=candidate, device_id=device_id, user_agent=user_agent)
@@ -78,7 +78,7 @@ def token_login(
             "Unable to log in with the provided credentials.", code="invalid_credentials"
         )
     assert isinstance(user, User)
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         return _token_issue(user=user, device_id=device_id, user_agent=user_agent)
 
 

@@ -38,7 +38,7 @@ def _video_locked(video_id: int) -> None:
         raise NotFound("No video with this id.", code="not_found")
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def video_like(*, user: User, video_id: int, client: ClientInfo) -> ToggleResult:
     _video_locked(video_id)
     new_id = insert_ignoring_conflict(
@@ -52,7 +52,7 @@ def video_like(*, user: User, video_id: int, client: ClientInfo) -> ToggleResult
     return ToggleResult(created=new_id is not None)
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def video_unlike(*, user: User, video_id: int) -> None:
     _video_locked(video_id)
     with connection.cursor() as cursor:
@@ -66,7 +66,7 @@ def video_unlike(*, user: User, video_id: int) -> None:
         video_counter_add(video_id=video_id, counter="likes", delta=-1)
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def comment_create(*, user: User, video_id: int, text: str, client: ClientInfo) -> Comment:
     _video_locked(video_id)
     comment = Comment.objects.create(
@@ -76,7 +76,7 @@ def comment_create(*, user: User, video_id: int, text: str, client: ClientInfo) 
     return comment
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def comment_like(*, user: User, comment_id: int, client: ClientInfo) -> ToggleResult:
     if not Comment.objects.filter(pk=comment_id).exists():
         raise NotFound("No comment with this id.", code="not_found")
@@ -92,7 +92,7 @@ def comment_like(*, user: User, comment_id: int, client: ClientInfo) -> ToggleRe
     return ToggleResult(created=new_id is not None)
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def comment_unlike(*, user: User, comment_id: int) -> None:
     if not Comment.objects.filter(pk=comment_id).exists():
         raise NotFound("No comment with this id.", code="not_found")
@@ -107,7 +107,7 @@ def comment_unlike(*, user: User, comment_id: int) -> None:
         Comment.objects.filter(pk=comment_id).update(like_count=F("like_count") - 1)
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def comment_likes_recount(*, comment_id: int) -> int | None:
     comment = Comment.objects.select_for_update().filter(pk=comment_id).first()
     if comment is None:
@@ -117,7 +117,7 @@ def comment_likes_recount(*, comment_id: int) -> int | None:
     return exact
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def share_create(*, user: User, video_id: int, channel: str, client: ClientInfo) -> Share:
     _video_locked(video_id)
     share = Share.objects.create(
@@ -133,7 +133,7 @@ class PlayResult:
     replay: bool
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def play_create(
     *, user: User, video_id: int, watched_ms: int, completed: bool, client: ClientInfo
 ) -> PlayResult:
@@ -151,7 +151,7 @@ def play_create(
     return PlayResult(play=play, replay=replay)
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def creator_follow(
     *, user: User, creator_id: int, source_video_id: int | None, client: ClientInfo
 ) -> ToggleResult:
@@ -180,7 +180,7 @@ def creator_follow(
     return ToggleResult(created=new_id is not None)
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def creator_unfollow(*, user: User, creator_id: int) -> None:
     if not User.objects.filter(pk=creator_id).exists():
         raise NotFound("No creator with this id.", code="not_found")

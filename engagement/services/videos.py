@@ -15,7 +15,7 @@ def hashtags_normalize(raw: list[str]) -> list[str]:
     return list(seen)
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def video_create(
     *, creator: User, title: str, caption: str, hashtags: list[str], duration_ms: int
 ) -> Video:

@@ -158,7 +158,7 @@ def _initial_state(opens_at: datetime, now: datetime) -> str:
     return Sticker.State.OPEN if opens_at <= now else Sticker.State.SCHEDULED
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def sticker_create(*, creator: User, video_id: int, spec: StickerSpec) -> Sticker:
     video = Video.objects.filter(pk=video_id).first()
     if video is None:
@@ -223,7 +223,7 @@ def sticker_spec_of(sticker: Sticker) -> StickerSpec:
     )
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def sticker_update(*, actor: User, sticker_id: int, changes: dict[str, Any]) -> Sticker:
     """Apply a PATCH. Only the creator, and only while the sticker is scheduled."""
     sticker = (

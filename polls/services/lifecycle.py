@@ -27,7 +27,7 @@ def _check_creator_or_staff(actor: User, sticker: Sticker) -> None:
         raise Forbidden("Only the video's creator or staff may do this.", code="not_video_creator")
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def sticker_close(*, actor: User, sticker_id: int) -> Sticker:
     sticker = _locked_sticker(sticker_id)
     _check_creator_or_staff(actor, sticker)
@@ -47,7 +47,7 @@ def _after_close(sticker_id: int) -> None:
     finalize_request(sticker_id=sticker_id)
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def sticker_cancel(*, actor: User, sticker_id: int) -> Sticker:
     sticker = _locked_sticker(sticker_id)
     _check_creator_or_staff(actor, sticker)
@@ -63,7 +63,7 @@ def sticker_cancel(*, actor: User, sticker_id: int) -> Sticker:
     return sticker
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def sticker_moderate(*, actor: User, sticker_id: int, reason: str) -> Sticker:
     sticker = _locked_sticker(sticker_id)
     if not actor.is_staff:

@@ -90,7 +90,7 @@ def _check_choices(option_ids: list[int], allowed: set[int], max_choices: int) -
         )
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def vote_cast(
     *, user: User, sticker_id: int, option_ids: list[int], client: ClientInfo
 ) -> VoteResult:
@@ -179,7 +179,7 @@ def quiz_progress(*, user: User, sticker_id: int) -> Progress:
     )
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def answer_submit(
     *, user: User, sticker_id: int, checkpoint_id: int, option_ids: list[int], client: ClientInfo
 ) -> AnswerResult:

@@ -24,7 +24,7 @@ def _code(prefix: str) -> str:
     return f"{prefix}-{body[:4]}-{body[4:8]}-{body[8:]}"
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def entitlement_redeem(*, user: User, entitlement_id: int) -> Redemption:
     entitlement = (
         Entitlement.objects.select_related("perk")

@@ -298,3 +298,49 @@ def test_purge_deletes_only_records_older_than_the_ttl(user: User) -> None:
     assert idempotency_keys_purge() == 1
 
     assert list(IdempotencyRecord.objects.values_list("pk", flat=True)) == [young.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_server_error_keeps_neither_the_answer_nor_the_effect(
+    make_client: Callable[..., APIClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a comment service that writes its row and then fails unexpectedly
+    from engagement.api import views
+    from engagement.services import interactions
+
+    real = interactions.comment_create
+
+    def write_then_fail(**kwargs: Any) -> Comment:
+        real(**kwargs)
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(views.interactions, "comment_create", write_then_fail)
+    user = UserFactory.create()
+    video = VideoFactory.create()
+    client = make_client(user)
+    client.raise_request_exception = False
+
+    # when a keyed POST fails with a 500
+    response = client.post(
+        f"/api/v1/videos/{video.pk}/comments",
+        {"text": "hi"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k-500",
+    )
+
+    # then the comment it wrote was rolled back with the claim, and a retry runs again
+    assert response.status_code == 500
+    assert Comment.objects.count() == 0
+    assert video_counts([video.pk])[video.pk]["comments"] == 0
+    assert not IdempotencyRecord.objects.exists()
+    monkeypatch.setattr(views.interactions, "comment_create", real)
+    retry = client.post(
+        f"/api/v1/videos/{video.pk}/comments",
+        {"text": "hi"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k-500",
+    )
+    assert retry.status_code == 201
+    assert Comment.objects.count() == 1
+    record = IdempotencyRecord.objects.get()
+    assert (record.state, record.response_status) == ("completed", 201)
