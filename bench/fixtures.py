@@ -188,3 +188,103 @@ def sticker_set_closed(sticker_id: int) -> None:
 
 def sticker_state(sticker_id: int) -> str:
     return str(Sticker.objects.filter(pk=sticker_id).values_list("state", flat=True).get())
+
+
+# --- the reward fan-out: an ending sticker and its voters --------------------------------------
+def ending_sticker_create(creator: User, video_id: int) -> BenchSticker:
+    """An open `ending` sticker with 2 endings (results always visible), closing in a day."""
+    sticker = sticker_create(
+        creator=creator,
+        video_id=video_id,
+        spec=StickerSpec(
+            kind=Sticker.Kind.ENDING,
+            prompt="bench ending",
+            options=[
+                {"label": f"ending {n}", "payload": {"text": f"bench ending {n}"}} for n in range(2)
+            ],
+            results_visibility=Sticker.Visibility.ALWAYS,
+            allow_vote_change=True,
+            closes_at=timezone.now() + timedelta(days=1),
+        ),
+    )
+    option_ids = list(
+        StickerOption.objects.filter(sticker=sticker)
+        .order_by("position")
+        .values_list("id", flat=True)
+    )
+    return BenchSticker(sticker.pk, option_ids)
+
+
+def ending_fill(
+    sticker: BenchSticker, winners: int, losers: int, uncounted: int, prefix: str
+) -> dict[str, float]:
+    """New users and one vote each on the ending sticker, set-based (as `million_fill`).
+
+    Exactly `winners` counted votes for the first ending, `losers` counted votes for the second
+    and `uncounted` votes for the first that do not count (as after an integrity decision), in
+    random order of user id; then VACUUM ANALYZE. Returns timings.
+    """
+    user_table = User._meta.db_table
+    vote_table = Vote._meta.db_table
+    total = winners + losers + uncounted
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {user_table}
+                (password, last_login, is_superuser, username, first_name, last_name, email,
+                 is_staff, is_active, date_joined, display_name)
+            SELECT '!', NULL, false, %s || g, '', '', '', false, true, now(), ''
+            FROM generate_series(1, %s) AS g
+            """,
+            [prefix, total],
+        )
+    timings["users_insert_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    win, lose = sticker.option_ids
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {vote_table}
+                (sticker_id, user_id, option_ids, created_at, voted_at, ip, device_id, counted)
+            SELECT %(sticker)s, u.id,
+                   ARRAY[CASE WHEN u.n <= %(winners)s + %(uncounted)s THEN %(win)s::bigint
+                              ELSE %(lose)s::bigint END],
+                   u.t, u.t, '127.0.0.1'::inet, 'bench-device',
+                   NOT (u.n > %(winners)s AND u.n <= %(winners)s + %(uncounted)s)
+            FROM (
+                SELECT id, row_number() OVER (ORDER BY random()) AS n,
+                       now() - interval '1 hour' + (random() * interval '1 hour') AS t
+                FROM {user_table} WHERE username LIKE %(pattern)s
+            ) AS u
+            """,
+            {
+                "sticker": sticker.id,
+                "winners": winners,
+                "uncounted": uncounted,
+                "win": win,
+                "lose": lose,
+                "pattern": f"{prefix}%",
+            },
+        )
+    timings["votes_insert_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        for table in (user_table, vote_table, Sticker._meta.db_table):
+            cursor.execute(f"VACUUM ANALYZE {table}")
+    timings["vacuum_analyze_s"] = time.perf_counter() - started
+    return timings
+
+
+def videos_create(creator: User, count: int) -> list[int]:
+    return [
+        video_create(
+            creator=creator,
+            title=f"bench video {n}",
+            caption="",
+            hashtags=["bench"],
+            duration_ms=60_000,
+        ).pk
+        for n in range(count)
+    ]

@@ -28,6 +28,16 @@ class Plan:
     finalize_timeout_s: float = 300.0
     write_users: int = 200
     stickers: int = 5
+    # Reward fan-out: winning voters of one ending sticker (the grants one pass writes).
+    fanout_winners: int = 100_000
+    fanout_runs: int = 3
+    fanout_timeout_s: float = 180.0
+    # Grant lag: likes by distinct users at a fixed open-loop rate.
+    grant_lag_rate: float = 60.0
+    grant_lag_s: float = 15.0
+    grant_lag_poll_interval_s: float = 0.1
+    grant_lag_tail_s: float = 20.0
+    grant_lag_videos: int = 10
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
@@ -43,6 +53,8 @@ class Plan:
             lag_tail_s=5.0,
             finalize_votes=100_000,
             finalize_runs=2,
+            fanout_winners=10_000,
+            grant_lag_s=5.0,
         )
 
 

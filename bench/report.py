@@ -103,7 +103,56 @@ TARGETS = [
         " MB",
         "finalize",
     ),
+    Target(
+        "reward_fanout_100k_ratio",
+        "Reward fan-out, time",
+        "process_reward_events on a solo worker {reward_fanout_100k_s:.2f} s (send -> all "
+        "{reward_fanout_rows:,} badge grants visible; the pass also writes their feed entries and "
+        "the 'your vote chose the ending' entries) vs plain INSERT … SELECT of the same grant rows "
+        "{plain_insert_select_100k_s:.3f} s; per round {reward_fanout_round_ratios}\n"
+        "       rule_apply alone (in-process) {reward_fanout_rule_apply_s:.2f} s = "
+        "{reward_fanout_rule_apply_ratio:.2f}x; perk rule (+ entitlements): worker "
+        "{reward_fanout_perk_100k_s:.2f} s = {reward_fanout_perk_100k_ratio:.2f}x, "
+        "rule_apply alone {reward_fanout_perk_rule_apply_s:.2f} s = "
+        "{reward_fanout_perk_rule_apply_ratio:.2f}x (plain {plain_insert_select_perk_100k_s:.3f} s)"
+        "\n       one grant per winning counted voter in every run: {reward_fanout_exact}; "
+        "worker peak RSS {reward_fanout_worker_peak_mb:.0f} MB (idle "
+        "{reward_fanout_worker_idle_mb:.0f} MB)",
+        3.0,
+        True,
+        "x",
+        "fanout",
+    ),
 ]
+
+
+@dataclass(frozen=True)
+class Info:
+    """A figure the report prints without a target."""
+
+    key: str
+    title: str
+    compared: str
+    unit: str
+    phase: str
+
+
+INFO = [
+    Info(
+        "grant_lag_s",
+        "Grant lag (max)",
+        "grant first seen (polled every 100 ms) - the like's 2xx, for {grant_lag_likes} likes "
+        "PUT /videos/{{id}}/like by distinct users at {grant_lag_like_rate:.0f}/s (open loop, p50 "
+        "{grant_lag_like_p50_ms:.0f} ms, sustained: {grant_lag_rate_sustained}); p95 "
+        "{grant_lag_p95_s:.3f} s, p50 {grant_lag_p50_s:.3f} s; {grant_lag_consumer_passes} "
+        "consumer passes, {grant_lag_missing} likes without a grant\n"
+        "       includes the wake-up debounce (WAKE_DEBOUNCE_SECONDS = "
+        "{grant_lag_wake_debounce_s:g} s, the default); information, no target",
+        " s",
+        "grant_lag",
+    ),
+]
+ALL_PHASES = {t.phase for t in TARGETS} | {i.phase for i in INFO}
 
 
 class _Lenient(dict[str, Any]):
@@ -138,7 +187,7 @@ def _fmt(value: Any, unit: str) -> str:
 
 def _kind_of_run(results: dict[str, Any], phases: list[str]) -> str:
     kind = "QUICK (smaller, shorter) run" if results.get("quick") else "full-size run"
-    if len(phases) < len(TARGETS) and set(phases) != {t.phase for t in TARGETS}:
+    if set(phases) != ALL_PHASES:
         kind += f", only {','.join(phases)}"
     return kind
 
@@ -169,6 +218,13 @@ def render(results: dict[str, Any], phases: list[str]) -> str:
             f"target {target.bound_text()}"
         )
         lines.append(f"       {target.compared.format_map(figures)}")
+    for info in INFO:
+        if info.phase not in phases:
+            continue
+        lines.append(
+            f"[info] {info.title:32} {_fmt(results.get(info.key), info.unit):>10}   no target"
+        )
+        lines.append(f"       {info.compared.format_map(figures)}")
     lines.append("")
     verdicts = [
         target.verdict(results.get(target.key)) for target in TARGETS if target.phase in phases

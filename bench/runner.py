@@ -2,8 +2,9 @@
 
 See docs/benchmarks.md for the method. Options:
 
-  --only writes,reads,lag,finalize   run only these phases (default: all)
-  --quick                            short phases and 100,000 votes instead of 1,000,000
+  --only writes,reads,lag,finalize,fanout,grant_lag   run only these phases (default: all)
+  --quick                            short phases, 100,000 votes instead of 1,000,000 and a
+                                     10,000-user reward fan-out instead of 100,000
   --web-workers/--web-threads/--worker-class   gunicorn shape (default: 4 sync workers)
   --connections N                    closed-loop connections (default 16)
 
@@ -56,14 +57,16 @@ from bench.stack import (
     with_redis_db,
 )
 
-PHASES = ["writes", "reads", "lag", "finalize"]
+PHASES = ["writes", "reads", "lag", "finalize", "fanout", "grant_lag"]
 THROTTLE_VARS = ("THROTTLE_ANON", "THROTTLE_USER", "THROTTLE_WRITES", "THROTTLE_AUTH")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--only", default=",".join(PHASES), help="comma-separated phases")
-    parser.add_argument("--quick", action="store_true", help="short phases, 100k votes")
+    parser.add_argument(
+        "--quick", action="store_true", help="short phases, 100k votes, 10k fan-out"
+    )
     parser.add_argument("--web-workers", type=int, default=4)
     parser.add_argument("--web-threads", type=int, default=1)
     parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
@@ -248,7 +251,7 @@ class Run:
         import django
 
         django.setup()
-        from bench import fixtures, phases
+        from bench import fixtures, phases, reward_phases
 
         users = fixtures.users_create("bench-w-", plan.write_users)
         creator, video_id = fixtures.creator_video("bench-creator")
@@ -325,6 +328,20 @@ class Run:
                 phases.phase_finalize(plan, self.processes, (creator, video_id), scratch_url)
             )
             self.timed("finalize", started)
+        if "fanout" in args.phases:
+            started = time.monotonic()
+            self.results.update(
+                reward_phases.phase_fanout(
+                    plan, self.processes, (creator, video_id), scratch_url, server.settle
+                )
+            )
+            self.timed("fanout", started)
+        if "grant_lag" in args.phases:
+            started = time.monotonic()
+            self.results.update(
+                reward_phases.phase_grant_lag(server, plan, (creator, video_id), scratch_url)
+            )
+            self.timed("grant_lag", started)
         self.timed("total", total_started)
 
         now = dt.datetime.now(dt.UTC)
@@ -351,6 +368,12 @@ class Run:
                     "write_users": plan.write_users,
                     "stickers": plan.stickers,
                     "finalize_runs": plan.finalize_runs,
+                    "fanout_winners": plan.fanout_winners,
+                    "fanout_runs": plan.fanout_runs,
+                    "grant_lag_rate": plan.grant_lag_rate,
+                    "grant_lag_s": plan.grant_lag_s,
+                    "grant_lag_poll_interval_s": plan.grant_lag_poll_interval_s,
+                    "grant_lag_videos": plan.grant_lag_videos,
                 },
             }
         )
