@@ -11,11 +11,6 @@ def refresh_dirty_tallies() -> int:
 
 
 @shared_task(acks_late=True)
-def refresh_sticker_tally(sticker_id: int) -> None:
-    tally.sticker_tally_refresh(sticker_id=sticker_id)
-
-
-@shared_task(acks_late=True)
 def sweep_tallies() -> int:
     return len(tally.tallies_sweep())
 
