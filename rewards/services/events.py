@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from engagement.models import CommentLike, Like, User, Video
-from polls.models import Answer, Sticker, Vote
+from polls.models import Answer, Sticker, StickerOption, Vote
 from rewards.models import ActivityEvent, ConsumerCursor, RewardRule
 from rewards.services.rules import Scope, rule_apply
 
@@ -167,6 +167,8 @@ def _finals(report: RunReport) -> None:
     if not finals:
         return
     sticker_ids = [sticker_id for sticker_id, _ in finals]
+    # The feed entries first ("your vote chose the ending" comes before "you earned …"), then
+    # the grants, in one transaction with the watermark.
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
@@ -180,7 +182,7 @@ def _finals(report: RunReport) -> None:
                 FROM {Vote._meta.db_table} vt
                 JOIN {Sticker._meta.db_table} s ON s.id = vt.sticker_id
                 JOIN {Video._meta.db_table} v ON v.id = s.video_id
-                JOIN polls_stickeroption o ON o.id = s.winner_option_id
+                JOIN {StickerOption._meta.db_table} o ON o.id = s.winner_option_id
                 WHERE s.id = ANY(%s) AND vt.counted AND s.winner_option_id = ANY(vt.option_ids)
                 ON CONFLICT (kind, source_id) DO NOTHING
                 """,

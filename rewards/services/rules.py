@@ -137,21 +137,16 @@ def qualifying_sql(rule: RewardRule, scope: Scope) -> tuple[str, dict[str, Any]]
         if rule.sticker_id is not None:
             params["sticker"] = rule.sticker_id
             filters += " AND s.id = %(sticker)s"
-        user_scope = ""
-        if scope.sticker_ids is not None:
-            # The voters of the stickers that just became final, over all their winning votes.
-            params["scope_stickers"] = scope.sticker_ids
-            user_scope = (
-                f" AND v.user_id IN (SELECT user_id FROM {VOTE} "
-                f"WHERE sticker_id = ANY(%(scope_stickers)s))"
-            )
+        # One winning vote qualifies; scoped to stickers that just became final, only their
+        # winning voters are looked at (a user's earlier wins were granted when they happened).
         sql = (
             f"SELECT v.user_id, {period.format(ts=ts)} AS period_key FROM {VOTE} v "
             f"JOIN {STICKER} s ON s.id = v.sticker_id "
             f"WHERE v.counted AND s.kind = 'ending' AND s.state = 'final' "
             f"AND s.winner_option_id = ANY(v.option_ids){filters}"
-            f"{_window(rule, ts, params)}{_users('v.user_id', scope, params)}{user_scope} "
-            f"GROUP BY 1, 2 HAVING count(DISTINCT s.id) >= 1"
+            f"{_window(rule, ts, params)}{_users('v.user_id', scope, params)}"
+            f"{_stickers('s.id', scope, params)} "
+            f"GROUP BY 1, 2"
         )
     elif trigger == RewardRule.Trigger.QUIZ_SCORE:
         ts = "done.completed_at"
