@@ -14,6 +14,7 @@ from typing import Any
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError, OperationalError
+from django.http import HttpRequest, JsonResponse
 from drf_standardized_errors.formatter import ExceptionFormatter
 from drf_standardized_errors.handler import ExceptionHandler
 from rest_framework import exceptions
@@ -51,6 +52,26 @@ def problem(
     if instance:
         body["instance"] = instance
     return body
+
+
+# Problems Django itself answers (outside DRF views): status -> (code, detail).
+HTTP_PROBLEMS = {
+    400: ("bad_request", "The request could not be understood."),
+    403: ("permission_denied", "You may not do this."),
+    404: ("not_found", "No resource at this address."),
+    405: ("method_not_allowed", "This method is not allowed here."),
+    500: ("server_error", "The server could not complete the request."),
+}
+
+
+def problem_response(request: HttpRequest, status: int) -> JsonResponse:
+    """The problem document for one of HTTP_PROBLEMS, as a plain Django response."""
+    code, detail = HTTP_PROBLEMS[status]
+    return JsonResponse(
+        problem(status, code, detail, instance=request.path),
+        status=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
 
 
 class ServiceAPIException(exceptions.APIException):

@@ -138,10 +138,6 @@ def idempotency_complete(claim: IdempotencyClaim, response: Response) -> None:
         )
 
 
-def idempotency_release(claim: IdempotencyClaim) -> None:
-    IdempotencyRecord.objects.filter(pk=claim.record_id).delete()
-
-
 def idempotency_keys_purge() -> int:
     cutoff = timezone.now() - settings.IDEMPOTENCY_KEY_TTL
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()

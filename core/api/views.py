@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import PROBLEM_CONTENT_TYPE, problem
+from core.errors import problem_response
 
 
 class HealthView(APIView):
@@ -84,27 +84,18 @@ class ReadyView(APIView):
         )
 
 
-def _problem_response(request: HttpRequest, status: int, code: str, detail: str) -> JsonResponse:
-    return JsonResponse(
-        problem(status, code, detail, instance=request.path),
-        status=status,
-        content_type=PROBLEM_CONTENT_TYPE,
-    )
-
-
+# Django's own error views (any path): the same problem documents as the middleware's.
 def bad_request(request: HttpRequest, exception: Any = None) -> JsonResponse:
-    return _problem_response(request, 400, "bad_request", "The request could not be understood.")
+    return problem_response(request, 400)
 
 
 def permission_denied(request: HttpRequest, exception: Any = None) -> JsonResponse:
-    return _problem_response(request, 403, "permission_denied", "You may not do this.")
+    return problem_response(request, 403)
 
 
 def page_not_found(request: HttpRequest, exception: Any = None) -> JsonResponse:
-    return _problem_response(request, 404, "not_found", "No resource at this address.")
+    return problem_response(request, 404)
 
 
 def server_error(request: HttpRequest) -> JsonResponse:
-    return _problem_response(
-        request, 500, "server_error", "The server could not complete the request."
-    )
+    return problem_response(request, 500)

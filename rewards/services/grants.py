@@ -5,7 +5,6 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from core.exceptions import NotFound
 from rewards.models import Entitlement, Grant, RewardRule
 from rewards.services.rules import Scope, rule_apply
 
@@ -53,10 +52,3 @@ def grants_revoke(*, grant_ids: list[int], reason: str) -> int:
         grant_id__in=grant_ids, redeemed_at__isnull=True, revoked_at__isnull=True
     ).update(revoked_at=now)
     return revoked
-
-
-def grant_get(*, grant_id: int) -> Grant:
-    grant = Grant.objects.filter(pk=grant_id).first()
-    if grant is None:
-        raise NotFound("No grant with this id.")
-    return grant
