@@ -23,11 +23,15 @@ def _user_agent(request: Request) -> str:
 
 
 # --- accounts ----------------------------------------------------------------------------------
-class RegisterView(BaseAPIView):
+class AnonymousAuthView(BaseAPIView):
+    """Register and log in: no token needed (a bad one is ignored), throttled per client IP."""
+
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [AuthThrottle]
 
+
+class RegisterView(AnonymousAuthView):
     @extend_schema(
         request=s.RegisterInputSerializer,
         responses={201: s.RegisterOutputSerializer},
@@ -51,11 +55,7 @@ class RegisterView(BaseAPIView):
         return Response(s.RegisterOutputSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
-class TokenView(BaseAPIView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-    throttle_classes = [AuthThrottle]
-
+class TokenView(AnonymousAuthView):
     @extend_schema(
         request=s.LoginInputSerializer,
         responses={200: s.TokenOutputSerializer},

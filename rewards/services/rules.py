@@ -70,6 +70,14 @@ def _stickers(column: str, scope: Scope, params: dict[str, Any]) -> str:
     return f" AND {column} = ANY(%(scope_stickers)s)"
 
 
+def _rule_sticker(column: str, rule: RewardRule, params: dict[str, Any]) -> str:
+    """The rule's own sticker restriction (a rule about one given sticker)."""
+    if rule.sticker_id is None:
+        return ""
+    params["sticker"] = rule.sticker_id
+    return f" AND {column} = %(sticker)s"
+
+
 def qualifying_sql(rule: RewardRule, scope: Scope) -> tuple[str, dict[str, Any]]:
     """SELECT user_id, period_key of every (user, period) the rule grants to, within scope."""
     params: dict[str, Any] = {"threshold": rule.threshold}
@@ -103,10 +111,7 @@ def qualifying_sql(rule: RewardRule, scope: Scope) -> tuple[str, dict[str, Any]]
         )
     elif trigger == RewardRule.Trigger.STICKER_PARTICIPATION:
         ts = "p.created_at"
-        filters = ""
-        if rule.sticker_id is not None:
-            params["sticker"] = rule.sticker_id
-            filters += " AND s.id = %(sticker)s"
+        filters = _rule_sticker("s.id", rule, params)
         if rule.sticker_kind:
             params["kind"] = rule.sticker_kind
             filters += " AND s.kind = %(kind)s"
@@ -133,10 +138,7 @@ def qualifying_sql(rule: RewardRule, scope: Scope) -> tuple[str, dict[str, Any]]
         )
     elif trigger == RewardRule.Trigger.WINNING_ENDING:
         ts = "s.finalized_at"
-        filters = ""
-        if rule.sticker_id is not None:
-            params["sticker"] = rule.sticker_id
-            filters += " AND s.id = %(sticker)s"
+        filters = _rule_sticker("s.id", rule, params)
         # One winning vote qualifies; scoped to stickers that just became final, only their
         # winning voters are looked at (a user's earlier wins were granted when they happened).
         sql = (
@@ -150,10 +152,7 @@ def qualifying_sql(rule: RewardRule, scope: Scope) -> tuple[str, dict[str, Any]]
         )
     elif trigger == RewardRule.Trigger.QUIZ_SCORE:
         ts = "done.completed_at"
-        filters = ""
-        if rule.sticker_id is not None:
-            params["sticker"] = rule.sticker_id
-            filters += " AND a.sticker_id = %(sticker)s"
+        filters = _rule_sticker("a.sticker_id", rule, params)
         sql = (
             f"SELECT done.user_id, {period.format(ts=ts)} AS period_key FROM ("
             f"SELECT a.user_id, a.sticker_id, max(a.created_at) AS completed_at FROM {ANSWER} a "
