@@ -145,8 +145,11 @@ class CheckpointOption(models.Model):
 class Vote(models.Model):
     """One vote per (user, sticker); `option_ids` are the chosen options (1..max_choices)."""
 
-    sticker = models.ForeignKey(Sticker, on_delete=models.CASCADE, related_name="votes")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    # (both keys lead an index below: no single-column index of their own to write)
+    sticker = models.ForeignKey(
+        Sticker, on_delete=models.CASCADE, related_name="votes", db_index=False
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
     option_ids = ArrayField(models.BigIntegerField())
     created_at = models.DateTimeField()
     # When the current choice was made (equals created_at unless the vote was changed); the
@@ -172,8 +175,13 @@ class Vote(models.Model):
 class Answer(models.Model):
     """One answer per (user, checkpoint)."""
 
-    sticker = models.ForeignKey(Sticker, on_delete=models.CASCADE, related_name="answers")
-    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE, related_name="answers")
+    # (both keys lead an index below: no single-column index of their own to write)
+    sticker = models.ForeignKey(
+        Sticker, on_delete=models.CASCADE, related_name="answers", db_index=False
+    )
+    checkpoint = models.ForeignKey(
+        Checkpoint, on_delete=models.CASCADE, related_name="answers", db_index=False
+    )
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     option_ids = ArrayField(models.BigIntegerField())
     is_correct = models.BooleanField()
