@@ -1,8 +1,9 @@
 """Small SQL helpers for writes the ORM cannot express in one statement."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
 from django.db import connection, models
 
 
@@ -34,3 +35,22 @@ def insert_ignoring_conflict(
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def fetch_prepared(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run one hot statement as a server-side prepared statement; its rows.
+
+    For the few statements every vote or read runs (see docs/benchmarks.md): PostgreSQL parses
+    and plans them once per connection instead of on every request, and the parameters travel
+    bound (not quoted into the text by Python). It runs on Django's connection, in its current
+    transaction, with Django's error wrapping and health checks; it does not show in Django's
+    query log. Other queries stay unprepared: the connection's automatic threshold is set out of
+    reach (settings DATABASES OPTIONS), and DB_PREPARED_STATEMENTS=false (for a pooler that
+    cannot keep prepared statements) turns preparing off, so this runs as a plain bound query.
+    """
+    connection.validate_no_broken_transaction()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall() if cursor.description is not None else []

@@ -72,6 +72,13 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+# Server-side prepared statements only for the hot statements that ask for them
+# (core.db.fetch_prepared): psycopg prepares a query automatically after `prepare_threshold` runs,
+# so a threshold out of reach leaves every other query unprepared. False (a pooler in transaction
+# mode without prepared-statement support) turns them off altogether.
+DATABASES["default"]["OPTIONS"].setdefault(
+    "prepare_threshold", 2**31 - 1 if env.bool("DB_PREPARED_STATEMENTS", default=True) else None
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "engagement.User"
@@ -184,10 +191,8 @@ SPECTACULAR_SETTINGS = {
 BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", default=False)
 
 # --- Idempotency ------------------------------------------------------------------------------
-# How long a stored answer to an Idempotency-Key is replayed, and after how long a request that
-# never finished (its process died) stops blocking its key.
+# How long a stored answer to an Idempotency-Key is replayed.
 IDEMPOTENCY_KEY_TTL = timedelta(hours=env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24))
-IDEMPOTENCY_STALE_AFTER = timedelta(seconds=env.int("IDEMPOTENCY_STALE_SECONDS", default=60))
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:16379/1")

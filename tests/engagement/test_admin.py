@@ -82,7 +82,7 @@ def _one_of_each() -> dict[type[Model], Model]:
         Play: PlayFactory.create(video=video),
         Follow: FollowFactory.create(creator=video.creator, source_video=video),
         IdempotencyRecord: IdempotencyRecord.objects.create(
-            user=user, key="k", request_fingerprint="f"
+            user=user, key="k", request_fingerprint="f", response_status=201
         ),
     }
 
