@@ -6,7 +6,8 @@ from core.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from polls.models import Sticker
 from polls.services.definitions import CheckpointSpec
 
-_ID_MAX = 2**63 - 1
+ID_MAX = 2**63 - 1
+MAX_VOTE_OPTIONS = 10
 
 
 class PayloadSerializer(serializers.Serializer):
@@ -73,13 +74,13 @@ class StickerCreateSerializer(StickerChangeSerializer):
 
 class VoteInputSerializer(serializers.Serializer):
     option_ids = serializers.ListField(
-        child=StrictIntegerField(min_value=1, max_value=_ID_MAX), max_length=10
+        child=StrictIntegerField(min_value=1, max_value=ID_MAX), max_length=MAX_VOTE_OPTIONS
     )
 
 
 class AnswerInputSerializer(serializers.Serializer):
     option_ids = serializers.ListField(
-        child=StrictIntegerField(min_value=1, max_value=_ID_MAX), max_length=6
+        child=StrictIntegerField(min_value=1, max_value=ID_MAX), max_length=6
     )
 
 

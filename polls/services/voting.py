@@ -11,13 +11,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.client import ClientInfo
-from core.db import insert_ignoring_conflict
+from core.db import fetch_prepared, insert_ignoring_conflict
 from core.exceptions import Conflict, InvalidInput, NotFound
 from core.wakeups import wake
 from engagement.models import User
 from polls.models import Answer, Checkpoint, CheckpointOption, Sticker, StickerOption, Vote
 from polls.services.tally import VOTABLE, tally_request
-from polls.state import effective_state
+from polls.state import TERMINAL, effective_state
 
 
 @dataclass(frozen=True)
@@ -90,64 +90,118 @@ def _check_choices(option_ids: list[int], allowed: set[int], max_choices: int) -
         )
 
 
-@transaction.atomic
 def vote_cast(
     *, user: User, sticker_id: int, option_ids: list[int], client: ClientInfo
 ) -> VoteResult:
-    sticker = _sticker_key_share(sticker_id)
+    # One statement reads the sticker (FOR KEY SHARE), writes the vote only when every rule
+    # below holds, and returns the sticker, what was written and the vote as it was before. So a
+    # vote is a single round trip and atomic by itself (no transaction or savepoint of its own;
+    # inside a request's Idempotency-Key transaction it simply joins it). The rules are then
+    # checked in Python on the returned sticker, in the order that picks the error to report; the
+    # SQL condition is the conjunction of the same rules, so a written vote always passes them.
+    now = timezone.now()
+    chosen = sorted(option_ids)
+    rows = fetch_prepared(
+        _VOTE_SQL,
+        {
+            "sticker": sticker_id,
+            "user": user.pk,
+            "chosen": chosen,
+            "now": now,
+            "ip": client.ip,
+            "device": client.device_id,
+            "well_formed": bool(chosen) and len(set(chosen)) == len(chosen),
+            "votable": _VOTABLE,
+            "terminal": _TERMINAL,
+        },
+    )
+    if not rows:
+        raise NotFound("No sticker with this id.")
+    row = rows[0]
+    sticker = _StickerRow(*row[:8])
+    written = row[8:12]
+    before = row[12:]
+    if sticker.state == Sticker.State.MODERATED:
+        raise NotFound("No sticker with this id.")
     if sticker.kind not in VOTABLE:
         raise InvalidInput(f"A sticker of kind {sticker.kind} takes no votes.", code="not_votable")
     _check_choices(option_ids, set(sticker.option_ids), sticker.max_choices)
-    now = timezone.now()
     _check_open(sticker, now)
-    chosen = sorted(option_ids)
-    # One statement for a new vote and for a changed one (the insert's conflict becomes an
-    # update when changes are allowed and the choice differs); `xmax = 0` tells an insert.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {Vote._meta.db_table} AS vote
-                (sticker_id, user_id, option_ids, created_at, voted_at, ip, device_id, counted)
-            VALUES (%(sticker)s, %(user)s, %(chosen)s, %(now)s, %(now)s, %(ip)s, %(device)s, true)
-            ON CONFLICT (sticker_id, user_id) DO UPDATE
-                SET option_ids = EXCLUDED.option_ids, voted_at = EXCLUDED.voted_at,
-                    ip = EXCLUDED.ip, device_id = EXCLUDED.device_id
-                WHERE %(change_allowed)s AND vote.option_ids <> EXCLUDED.option_ids
-            RETURNING id, created_at, counted, xmax = 0
-            """,
-            {
-                "sticker": sticker_id,
-                "user": user.pk,
-                "chosen": chosen,
-                "now": now,
-                "ip": client.ip,
-                "device": client.device_id,
-                "change_allowed": sticker.allow_vote_change,
-            },
-        )
-        row = cursor.fetchone()
-    if row is not None:
-        vote_id, created_at, counted, inserted = row
-        vote = Vote(
-            pk=vote_id,
-            sticker_id=sticker_id,
-            user_id=user.pk,
-            option_ids=chosen,
-            created_at=created_at,
-            voted_at=now,
-            ip=client.ip,
-            device_id=client.device_id,
-            counted=counted,
-        )
+    vote = Vote(
+        sticker_id=sticker_id,
+        user_id=user.pk,
+        option_ids=chosen,
+        voted_at=now,
+        ip=client.ip,
+        device_id=client.device_id,
+    )
+    if written[0] is not None:
+        vote.pk, vote.created_at, vote.counted, inserted = written
         transaction.on_commit(lambda: tally_request(sticker_id=sticker_id))
         if inserted:
             wake("votes")
         return VoteResult(vote=vote, created=inserted, changed=not inserted)
     # The vote exists and was left alone: the same choice again, or changes are not allowed.
-    vote = Vote.objects.get(sticker_id=sticker_id, user=user)
+    if before[0] is None:
+        # (it was inserted by a concurrent request after this statement's snapshot was taken)
+        vote = Vote.objects.get(sticker_id=sticker_id, user=user)
+    else:
+        vote_id, before_ids, created_at, voted_at, counted = before
+        # (its ip and device are not read: the answer shows only the choice and its time)
+        vote = Vote(
+            pk=vote_id,
+            sticker_id=sticker_id,
+            user_id=user.pk,
+            option_ids=before_ids,
+            created_at=created_at,
+            voted_at=voted_at,
+            counted=counted,
+        )
     if sorted(vote.option_ids) == chosen:
         return VoteResult(vote=vote, created=False, changed=False)
     raise Conflict("This sticker does not allow changing a vote.", code="vote_change_not_allowed")
+
+
+_VOTABLE = [kind.value for kind in VOTABLE]
+_TERMINAL = [state.value for state in TERMINAL]
+_VOTE_SQL = f"""
+    WITH s AS (
+        SELECT s.id, s.kind, s.state, s.opens_at, s.closes_at, s.max_choices,
+            s.allow_vote_change,
+            ARRAY(SELECT o.id FROM {StickerOption._meta.db_table} o WHERE o.sticker_id = s.id)
+                AS option_ids
+        FROM {Sticker._meta.db_table} s
+        WHERE s.id = %(sticker)s
+        FOR KEY SHARE
+    ), written AS (
+        INSERT INTO {Vote._meta.db_table} AS vote
+            (sticker_id, user_id, option_ids, created_at, voted_at, ip, device_id, counted)
+        SELECT s.id, %(user)s, %(chosen)s::bigint[], %(now)s::timestamptz, %(now)s::timestamptz,
+            %(ip)s::inet, %(device)s, true
+        FROM s
+        WHERE %(well_formed)s
+            AND s.kind = ANY(%(votable)s)
+            AND cardinality(%(chosen)s::bigint[]) <= s.max_choices
+            AND %(chosen)s::bigint[] <@ s.option_ids
+            AND s.state <> ALL(%(terminal)s)
+            AND s.opens_at <= %(now)s::timestamptz
+            AND (s.closes_at IS NULL OR s.closes_at > %(now)s::timestamptz)
+        -- a new vote, or a changed one when the sticker allows changes (`xmax = 0`: inserted)
+        ON CONFLICT (sticker_id, user_id) DO UPDATE
+            SET option_ids = EXCLUDED.option_ids, voted_at = EXCLUDED.voted_at,
+                ip = EXCLUDED.ip, device_id = EXCLUDED.device_id
+            WHERE (SELECT s.allow_vote_change FROM s) AND vote.option_ids <> EXCLUDED.option_ids
+        RETURNING id, created_at, counted, xmax = 0 AS inserted
+    )
+    SELECT s.id, s.kind, s.state, s.opens_at, s.closes_at, s.max_choices, s.allow_vote_change,
+        s.option_ids,
+        written.id, written.created_at, written.counted, written.inserted,
+        before.id, before.option_ids, before.created_at, before.voted_at, before.counted
+    FROM s
+    LEFT JOIN written ON true
+    LEFT JOIN {Vote._meta.db_table} before
+        ON before.sticker_id = s.id AND before.user_id = %(user)s
+"""
 
 
 @dataclass(frozen=True)
