@@ -9,14 +9,20 @@ When the key already has a live answer (a retry, or a concurrent request with th
 committed first: PostgreSQL makes the INSERT wait for it), the request's own work is rolled back
 and the recorded answer is replayed. So concurrent duplicates all get the one answer and exactly
 one effect commits, and nothing is left behind by a process that died mid-request.
+
+A write whose whole effect is one SQL statement can do better: it records its answer in that same
+statement (`InStatementAnswer`), with no transaction around it; see IdempotentMixin.
 """
 
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
+from django.db import IntegrityError
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,6 +41,70 @@ class IdempotencyKey:
     user_id: int
     key: str
     fingerprint: str
+
+
+class AnswerOnRecord(Exception):
+    """The request's key already has an answer: replay it (raised where that is found out)."""
+
+
+@dataclass(frozen=True)
+class InStatementAnswer:
+    """For a write that records its answer in its own statement: the key, and how to render the
+    answer's body (JSON text, exactly as the view would send it) from what the write did."""
+
+    claim: IdempotencyKey
+    render: Callable[..., str]
+
+    def sql_params(self) -> dict[str, Any]:
+        """The parameters of `answer_record_sql` (besides the bodies, which the write knows)."""
+        return {
+            "answer_user": self.claim.user_id,
+            "answer_key": self.claim.key,
+            "answer_fingerprint": self.claim.fingerprint,
+            "answer_cutoff": timezone.now() - settings.IDEMPOTENCY_KEY_TTL,
+        }
+
+
+# SQL for a write that records its answer in the same statement: `ANSWERED_SQL` is a boolean
+# expression (the key has a live answer: the write must not happen), `answer_record_sql` a
+# data-modifying CTE body. Its plain INSERT fails with a unique violation on the key when an answer
+# was recorded meanwhile (a concurrent duplicate) or an expired one was not purged yet, which
+# aborts the whole statement: see `is_key_taken` and `idempotency_forget_expired`.
+ANSWERED_SQL = f"""EXISTS (
+    SELECT 1 FROM {IdempotencyRecord._meta.db_table} answered
+    WHERE answered.user_id = %(answer_user)s::bigint AND answered.key = %(answer_key)s::varchar
+        AND answered.created_at >= %(answer_cutoff)s::timestamptz
+)"""
+
+
+def answer_record_sql(*, source: str, status: str, body: str, when: str) -> str:
+    """INSERT … SELECT of an answer: one row per row of `source` where `when` holds, with the
+    `status` and `body` expressions (over `source`)."""
+    return f"""
+        INSERT INTO {IdempotencyRecord._meta.db_table}
+            (user_id, key, request_fingerprint, response_status, response_body, response_headers,
+             created_at)
+        SELECT %(answer_user)s::bigint, %(answer_key)s::varchar, %(answer_fingerprint)s::varchar,
+            {status}, {body}, '{{}}'::jsonb, now()
+        FROM {source}
+        WHERE %(answer_key)s::varchar IS NOT NULL AND ({when})
+        RETURNING id
+    """
+
+
+def is_key_taken(error: IntegrityError) -> bool:
+    """Whether a failed statement failed on the idempotency key's unique constraint."""
+    diag = getattr(error.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == "idempotency_unique_user_key"
+
+
+def idempotency_forget_expired(claim: IdempotencyKey) -> bool:
+    """Delete the key's answer if it expired (not purged yet). True when one was deleted."""
+    cutoff = timezone.now() - settings.IDEMPOTENCY_KEY_TTL
+    deleted, _ = IdempotencyRecord.objects.filter(
+        user_id=claim.user_id, key=claim.key, created_at__lt=cutoff
+    ).delete()
+    return deleted > 0
 
 
 def request_fingerprint(request: Request) -> str:

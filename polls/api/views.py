@@ -1,5 +1,6 @@
 """Sticker endpoints. Views validate, call one service or selector, render."""
 
+from functools import partial
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -10,7 +11,9 @@ from rest_framework.views import APIView
 
 from core.api.base import BaseAPIView, BaseGenericAPIView
 from core.client import client_info
+from core.idempotency import InStatementAnswer
 from core.pagination import IdCursorPagination
+from core.renderers import JSONRenderer
 from core.throttling import RequestThrottle
 from engagement.models import User
 from engagement.selectors import video_exists
@@ -121,6 +124,9 @@ class StickerModerateView(BaseAPIView):
 
 
 class VoteView(BaseAPIView):
+    # The vote's one statement records the Idempotency-Key's answer too (no transaction).
+    answer_in_statement = True
+
     @extend_schema(
         request=s.VoteInputSerializer,
         responses={201: s.VoteOutSerializer, 200: s.VoteOutSerializer},
@@ -129,22 +135,37 @@ class VoteView(BaseAPIView):
         "your vote.",
     )
     def post(self, request: Request, sticker_id: int) -> Response:
+        claim = self.idempotency
         result = voting.vote_cast(
             user=_viewer(request),
             sticker_id=sticker_id,
             option_ids=_vote_option_ids(request.data),
             client=client_info(request),
+            answer=None
+            if claim is None
+            else InStatementAnswer(claim=claim, render=partial(_vote_rendered, sticker_id)),
         )
-        # (the shape of VoteOutSerializer, built directly: this is the hottest write)
-        body = {
-            "sticker_id": sticker_id,
-            "option_ids": result.vote.option_ids,
-            "voted_at": result.vote.voted_at,
-            "changed": result.changed,
-        }
+        if result.recorded:
+            self.answer_recorded()
         return Response(
-            body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+            _vote_body(sticker_id, result),
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
+
+
+def _vote_body(sticker_id: int, result: voting.VoteResult) -> dict[str, Any]:
+    # (the shape of VoteOutSerializer, built directly: this is the hottest write)
+    return {
+        "sticker_id": sticker_id,
+        "option_ids": result.option_ids,
+        "voted_at": result.voted_at,
+        "changed": result.changed,
+    }
+
+
+def _vote_rendered(sticker_id: int, result: voting.VoteResult) -> str:
+    """The answer's body exactly as sent (JSONRenderer), for the vote's statement to record."""
+    return JSONRenderer().render(_vote_body(sticker_id, result)).decode()
 
 
 def _vote_option_ids(data: Any) -> list[int]:

@@ -6,13 +6,22 @@ A vote takes FOR KEY SHARE on the sticker row: voters do not block each other, a
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.client import ClientInfo
 from core.db import fetch_prepared, insert_ignoring_conflict
 from core.exceptions import Conflict, InvalidInput, NotFound
+from core.idempotency import (
+    ANSWERED_SQL,
+    AnswerOnRecord,
+    InStatementAnswer,
+    answer_record_sql,
+    idempotency_forget_expired,
+    is_key_taken,
+)
 from core.wakeups import wake
 from engagement.models import User
 from polls.models import Answer, Checkpoint, CheckpointOption, Sticker, StickerOption, Vote
@@ -22,9 +31,14 @@ from polls.state import TERMINAL, effective_state
 
 @dataclass(frozen=True)
 class VoteResult:
-    vote: Vote
+    """The user's vote after the request: its choice and when it was made."""
+
+    option_ids: list[int]
+    voted_at: datetime
     created: bool
     changed: bool
+    # The request's answer was recorded by the vote's own statement (see vote_cast).
+    recorded: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,81 +105,112 @@ def _check_choices(option_ids: list[int], allowed: set[int], max_choices: int) -
 
 
 def vote_cast(
-    *, user: User, sticker_id: int, option_ids: list[int], client: ClientInfo
+    *,
+    user: User,
+    sticker_id: int,
+    option_ids: list[int],
+    client: ClientInfo,
+    answer: InStatementAnswer | None = None,
 ) -> VoteResult:
-    # One statement reads the sticker (FOR KEY SHARE), writes the vote only when every rule
-    # below holds, and returns the sticker, what was written and the vote as it was before. So a
-    # vote is a single round trip and atomic by itself (no transaction or savepoint of its own;
-    # inside a request's Idempotency-Key transaction it simply joins it). The rules are then
-    # checked in Python on the returned sticker, in the order that picks the error to report; the
-    # SQL condition is the conjunction of the same rules, so a written vote always passes them.
+    """Cast or change the user's vote.
+
+    One statement reads the sticker (FOR KEY SHARE), writes the vote only when every rule below
+    holds, and returns the sticker and what was written; so a vote is a single round trip,
+    atomic by itself, with no transaction or savepoint of its own. The rules are then checked in
+    Python on the returned sticker, in the order that picks the error to report; the SQL
+    condition is the conjunction of the same rules, so a written vote always passes them.
+
+    With `answer` (a request's Idempotency-Key), the same statement records the answer when it
+    writes the vote, and writes nothing when the key already has an answer (AnswerOnRecord).
+    """
     now = timezone.now()
     chosen = sorted(option_ids)
-    rows = fetch_prepared(
-        _VOTE_SQL,
-        {
-            "sticker": sticker_id,
-            "user": user.pk,
-            "chosen": chosen,
-            "now": now,
-            "ip": client.ip,
-            "device": client.device_id,
-            "well_formed": bool(chosen) and len(set(chosen)) == len(chosen),
-            "votable": _VOTABLE,
-            "terminal": _TERMINAL,
-        },
-    )
-    if not rows:
+    params: dict[str, Any] = {
+        "sticker": sticker_id,
+        "user": user.pk,
+        "chosen": chosen,
+        "now": now,
+        "ip": client.ip,
+        "device": client.device_id,
+        "well_formed": bool(chosen) and len(set(chosen)) == len(chosen),
+        "votable": _VOTABLE,
+        "terminal": _TERMINAL,
+        **_NO_ANSWER,
+    }
+    if answer is not None:
+        # The two answers a write can give, rendered before the statement that records one.
+        params.update(
+            answer.sql_params(),
+            body_created=answer.render(VoteResult(chosen, now, created=True, changed=False)),
+            body_changed=answer.render(VoteResult(chosen, now, created=False, changed=True)),
+        )
+    rows = _vote_statement(params, answer)
+    answered, recorded, *row = rows[0]
+    if answered:
+        raise AnswerOnRecord
+    if row[0] is None:
         raise NotFound("No sticker with this id.")
-    row = rows[0]
     sticker = _StickerRow(*row[:8])
-    written = row[8:12]
-    before = row[12:]
+    written_id, inserted = row[8:]
     if sticker.state == Sticker.State.MODERATED:
         raise NotFound("No sticker with this id.")
     if sticker.kind not in VOTABLE:
         raise InvalidInput(f"A sticker of kind {sticker.kind} takes no votes.", code="not_votable")
     _check_choices(option_ids, set(sticker.option_ids), sticker.max_choices)
     _check_open(sticker, now)
-    vote = Vote(
-        sticker_id=sticker_id,
-        user_id=user.pk,
-        option_ids=chosen,
-        voted_at=now,
-        ip=client.ip,
-        device_id=client.device_id,
-    )
-    if written[0] is not None:
-        vote.pk, vote.created_at, vote.counted, inserted = written
+    if written_id is not None:
         transaction.on_commit(lambda: tally_request(sticker_id=sticker_id))
         if inserted:
             wake("votes")
-        return VoteResult(vote=vote, created=inserted, changed=not inserted)
-    # The vote exists and was left alone: the same choice again, or changes are not allowed.
-    if before[0] is None:
-        # (it was inserted by a concurrent request after this statement's snapshot was taken)
-        vote = Vote.objects.get(sticker_id=sticker_id, user=user)
-    else:
-        vote_id, before_ids, created_at, voted_at, counted = before
-        # (its ip and device are not read: the answer shows only the choice and its time)
-        vote = Vote(
-            pk=vote_id,
-            sticker_id=sticker_id,
-            user_id=user.pk,
-            option_ids=before_ids,
-            created_at=created_at,
-            voted_at=voted_at,
-            counted=counted,
+        return VoteResult(
+            chosen, now, created=inserted, changed=not inserted, recorded=bool(recorded)
         )
-    if sorted(vote.option_ids) == chosen:
-        return VoteResult(vote=vote, created=False, changed=False)
+    # The vote exists and was left alone: the same choice again, or changes are not allowed.
+    before_ids, voted_at = (
+        Vote.objects.filter(sticker_id=sticker_id, user=user)
+        .values_list("option_ids", "voted_at")
+        .get()
+    )
+    if sorted(before_ids) == chosen:
+        return VoteResult(before_ids, voted_at, created=False, changed=False)
     raise Conflict("This sticker does not allow changing a vote.", code="vote_change_not_allowed")
+
+
+def _vote_statement(
+    params: dict[str, Any], answer: InStatementAnswer | None
+) -> list[tuple[Any, ...]]:
+    try:
+        if answer is not None and connection.in_atomic_block:
+            # (in a transaction, a statement failing on the key would abort it: a savepoint
+            # keeps it usable; a request's vote runs in autocommit and needs none)
+            with transaction.atomic():
+                return fetch_prepared(_VOTE_SQL, params)
+        return fetch_prepared(_VOTE_SQL, params)
+    except IntegrityError as error:
+        if answer is None or not is_key_taken(error):
+            raise
+        # The key got an answer after this statement's snapshot (a concurrent duplicate,
+        # committed first), or holds an expired one the purge has not removed yet: the
+        # statement failed as a whole, so nothing was written.
+        if idempotency_forget_expired(answer.claim):
+            return fetch_prepared(_VOTE_SQL, params)
+        raise AnswerOnRecord from error
 
 
 _VOTABLE = [kind.value for kind in VOTABLE]
 _TERMINAL = [state.value for state in TERMINAL]
+_NO_ANSWER = {
+    "answer_user": None,
+    "answer_key": None,
+    "answer_fingerprint": None,
+    "answer_cutoff": None,
+    "body_created": None,
+    "body_changed": None,
+}
 _VOTE_SQL = f"""
-    WITH s AS (
+    WITH answered AS (
+        SELECT {ANSWERED_SQL} AS yes
+    ), s AS (
         SELECT s.id, s.kind, s.state, s.opens_at, s.closes_at, s.max_choices,
             s.allow_vote_change,
             ARRAY(SELECT o.id FROM {StickerOption._meta.db_table} o WHERE o.sticker_id = s.id)
@@ -186,21 +231,28 @@ _VOTE_SQL = f"""
             AND s.state <> ALL(%(terminal)s)
             AND s.opens_at <= %(now)s::timestamptz
             AND (s.closes_at IS NULL OR s.closes_at > %(now)s::timestamptz)
+            AND NOT (SELECT yes FROM answered)
         -- a new vote, or a changed one when the sticker allows changes (`xmax = 0`: inserted)
         ON CONFLICT (sticker_id, user_id) DO UPDATE
             SET option_ids = EXCLUDED.option_ids, voted_at = EXCLUDED.voted_at,
                 ip = EXCLUDED.ip, device_id = EXCLUDED.device_id
             WHERE (SELECT s.allow_vote_change FROM s) AND vote.option_ids <> EXCLUDED.option_ids
-        RETURNING id, created_at, counted, xmax = 0 AS inserted
+        RETURNING id, xmax = 0 AS inserted
+    ), recorded AS ({
+    answer_record_sql(
+        source="written",
+        status="CASE WHEN written.inserted THEN 201 ELSE 200 END",
+        body="CASE WHEN written.inserted THEN %(body_created)s::text "
+        "ELSE %(body_changed)s::text END",
+        when="true",
     )
-    SELECT s.id, s.kind, s.state, s.opens_at, s.closes_at, s.max_choices, s.allow_vote_change,
-        s.option_ids,
-        written.id, written.created_at, written.counted, written.inserted,
-        before.id, before.option_ids, before.created_at, before.voted_at, before.counted
-    FROM s
+})
+    SELECT (SELECT yes FROM answered), (SELECT count(*) FROM recorded),
+        s.id, s.kind, s.state, s.opens_at, s.closes_at, s.max_choices, s.allow_vote_change,
+        s.option_ids, written.id, written.inserted
+    FROM (SELECT) AS one
+    LEFT JOIN s ON true
     LEFT JOIN written ON true
-    LEFT JOIN {Vote._meta.db_table} before
-        ON before.sticker_id = s.id AND before.user_id = %(user)s
 """
 
 

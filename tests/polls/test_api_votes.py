@@ -1,10 +1,12 @@
 """POST stickers/{id}/votes: one vote per (user, sticker), changes, refusals (SPEC §2.2, §3)."""
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -426,3 +428,72 @@ def test_an_idempotency_key_reused_for_another_vote_is_refused(voter_client: API
     assert polls_state() == before
     assert Vote.objects.get().option_ids == [a]
     assert IdempotencyRecord.objects.count() == 1
+
+
+def test_the_vote_statement_records_the_answer_it_sends(
+    voter: User, voter_client: APIClient
+) -> None:
+    sticker = StickerFactory.create(options=["A", "B"])
+    a, b = option_ids(sticker)
+
+    first = _vote(voter_client, sticker, [a], HTTP_IDEMPOTENCY_KEY="new")
+    changed = _vote(voter_client, sticker, [b], HTTP_IDEMPOTENCY_KEY="change")
+    repeated = _vote(voter_client, sticker, [b], HTTP_IDEMPOTENCY_KEY="same")
+
+    records = {
+        record.key: (record.response_status, json.loads(record.response_body))
+        for record in IdempotencyRecord.objects.filter(user=voter)
+    }
+    assert records == {
+        "new": (201, first.json()),
+        "change": (200, changed.json()),
+        "same": (200, repeated.json()),
+    }
+    assert (first.json()["changed"], changed.json()["changed"]) == (False, True)
+    assert repeated.json() == {**changed.json(), "changed": False}
+
+
+def test_a_key_used_on_another_sticker_is_refused_and_writes_nothing(
+    voter_client: APIClient,
+) -> None:
+    first, second = StickerFactory.create_batch(2, options=["A", "B"])
+    assert (
+        _vote(voter_client, first, option_ids(first)[:1], HTTP_IDEMPOTENCY_KEY="k").status_code
+        == 201
+    )
+    before = polls_state()
+
+    response = _vote(voter_client, second, option_ids(second)[:1], HTTP_IDEMPOTENCY_KEY="k")
+
+    assert_problem(
+        response,
+        409,
+        "idempotency_key_reused",
+        "This Idempotency-Key was used for a different request.",
+    )
+    assert polls_state() == before
+    assert not Vote.objects.filter(sticker=second).exists()
+
+
+@pytest.mark.django_db(transaction=True)  # as a request runs it: in autocommit
+def test_an_expired_key_votes_again_and_replaces_the_old_answer(
+    voter: User, voter_client: APIClient
+) -> None:
+    # given an answer for key "old" past the TTL that the hourly purge has not removed yet
+    sticker = StickerFactory.create(options=["A", "B"])
+    a, _b = option_ids(sticker)
+    expired_at = timezone.now() - settings.IDEMPOTENCY_KEY_TTL - timedelta(minutes=1)
+    IdempotencyRecord.objects.create(
+        user=voter, key="old", request_fingerprint="another request", response_status=204
+    )
+    IdempotencyRecord.objects.filter(key="old").update(created_at=expired_at)
+
+    response = _vote(voter_client, sticker, [a], HTTP_IDEMPOTENCY_KEY="old")
+
+    # then the key is free again: the vote runs and its answer is the one kept
+    assert response.status_code == 201
+    assert not response.has_header("Idempotent-Replayed")
+    assert Vote.objects.get(sticker=sticker).option_ids == [a]
+    record = IdempotencyRecord.objects.get(user=voter, key="old")
+    assert (record.response_status, json.loads(record.response_body)) == (201, response.json())
+    assert record.created_at > expired_at

@@ -1,10 +1,12 @@
 """SPEC §2.2 for votes and answers under real concurrency: threads through the full API."""
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
@@ -261,3 +263,70 @@ def test_simultaneous_retries_with_one_idempotency_key_vote_once(
     assert sorted(replayed for _, _, replayed in responses) == [False] + [True] * 15
     (vote,) = Vote.objects.filter(sticker=sticker)
     assert (vote.user_id, vote.option_ids) == (user.pk, [a])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_answered_while_the_vote_statement_waits_aborts_the_vote(
+    make_client: ClientMaker,
+) -> None:
+    # given another request holding key "k" uncommitted (its answer not yet on record)
+    sticker = StickerFactory.create(options=["A", "B"])
+    a, _b = option_ids(sticker)
+    user = UserFactory.create()
+    client = make_client(user)
+    holder = psycopg.connect(_dsn(), autocommit=False)
+    holder.execute(
+        "INSERT INTO core_idempotencyrecord (user_id, key, request_fingerprint, response_status,"
+        " response_body, response_headers, created_at) VALUES (%s, 'k', 'other', 204, '', '{}',"
+        " now())",
+        [user.pk],
+    )
+    responses: list[Any] = []
+    voter = threading.Thread(
+        target=lambda: responses.append(
+            _response(
+                client.post(
+                    f"/api/v1/stickers/{sticker.pk}/votes",
+                    {"option_ids": [a]},
+                    format="json",
+                    HTTP_IDEMPOTENCY_KEY="k",
+                )
+            )
+        )
+    )
+    try:
+        # when the vote's statement has to wait for that key, and the holder then commits
+        voter.start()
+        _wait_until_a_backend_waits_for_a_lock()
+        holder.commit()
+        voter.join(timeout=30)
+    finally:
+        holder.close()
+
+    # then the vote's statement failed as a whole: no vote; the key's owner is told apart
+    assert [(status, body["code"]) for status, body in responses] == [
+        (409, "idempotency_key_reused")
+    ]
+    assert not Vote.objects.exists()
+
+
+def _dsn() -> str:
+    settings_dict = connection.settings_dict
+    return (
+        f"host={settings_dict['HOST']} port={settings_dict['PORT']} dbname={settings_dict['NAME']}"
+        f" user={settings_dict['USER']} password={settings_dict['PASSWORD']}"
+    )
+
+
+def _wait_until_a_backend_waits_for_a_lock(timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("no backend started waiting for a lock")
