@@ -4,7 +4,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 
 def insert_ignoring_conflict(
@@ -38,19 +38,26 @@ def insert_ignoring_conflict(
 
 
 def fetch_prepared(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[tuple[Any, ...]]:
-    """Run one hot statement as a server-side prepared statement; its rows.
+    """Run one hot statement (that returns rows) as a server-side prepared statement; its rows.
 
     For the few statements every vote or read runs (see docs/benchmarks.md): PostgreSQL parses
     and plans them once per connection instead of on every request, and the parameters travel
     bound (not quoted into the text by Python). It runs on Django's connection, in its current
-    transaction, with Django's error wrapping and health checks; it does not show in Django's
-    query log. Other queries stay unprepared: the connection's automatic threshold is set out of
-    reach (settings DATABASES OPTIONS), and DB_PREPARED_STATEMENTS=false (for a pooler that
-    cannot keep prepared statements) turns preparing off, so this runs as a plain bound query.
+    transaction, with Django's error wrapping and health checks, through one psycopg cursor kept
+    per connection; it does not show in Django's query log. Other queries stay unprepared: the
+    connection's automatic threshold is set out of reach (settings DATABASES OPTIONS), and
+    DB_PREPARED_STATEMENTS=false (for a pooler that cannot keep prepared statements) turns
+    preparing off, so this runs as a plain bound query.
     """
-    connection.validate_no_broken_transaction()
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    db = connections[DEFAULT_DB_ALIAS]
+    db.validate_no_broken_transaction()
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    raw = db.connection
+    cursor: psycopg.Cursor[Any] | None = getattr(db, "_chorus_prepared_cursor", None)
+    if cursor is None or cursor.connection is not raw:
+        cursor = psycopg.Cursor(raw)
+        db._chorus_prepared_cursor = cursor  # type: ignore[attr-defined]
+    with db.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
-        return cursor.fetchall() if cursor.description is not None else []
+        return cursor.fetchall()

@@ -22,6 +22,7 @@ from polls.api import serializers as s
 from polls.services import definitions, lifecycle, voting
 from polls.services.cache import cached_mget_decode, cached_mget_queue
 from polls.services.definitions import StickerSpec
+from polls.services.tally import tally_mark_queue, tally_mark_sent
 
 
 def _viewer(request: Request) -> User:
@@ -123,9 +124,18 @@ class StickerModerateView(BaseAPIView):
         return Response(s.StickerSerializer(_present_one(sticker_id, viewer)).data)
 
 
+class VoteThrottle(RequestThrottle):
+    """The default throttle, with the mark of the sticker's live tally riding on its round trip
+    (before the vote commits: see TALLY_MARK_GRACE_SECONDS)."""
+
+    def piggyback(self, pipe: Any, request: Request, view: APIView) -> None:
+        tally_mark_queue(pipe, view.kwargs["sticker_id"])
+
+
 class VoteView(BaseAPIView):
     # The vote's one statement records the Idempotency-Key's answer too (no transaction).
     answer_in_statement = True
+    throttle_classes = [VoteThrottle]
 
     @extend_schema(
         request=s.VoteInputSerializer,
@@ -136,6 +146,9 @@ class VoteView(BaseAPIView):
     )
     def post(self, request: Request, sticker_id: int) -> Response:
         claim = self.idempotency
+        marked = getattr(request, "throttle_piggyback", None)  # None: Redis was unreachable
+        if marked:
+            tally_mark_sent(marked)
         result = voting.vote_cast(
             user=_viewer(request),
             sticker_id=sticker_id,
@@ -144,6 +157,7 @@ class VoteView(BaseAPIView):
             answer=None
             if claim is None
             else InStatementAnswer(claim=claim, render=partial(_vote_rendered, sticker_id)),
+            tally_marked=bool(marked),
         )
         if result.recorded:
             self.answer_recorded()

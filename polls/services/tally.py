@@ -17,6 +17,7 @@ option position (or comment id) wins.
 """
 
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -94,44 +95,71 @@ def _redis_key(name: str) -> str:
     return cache.make_key(name)
 
 
-DIRTY_SET = "polls:tally-dirty"
+# Stickers whose live tally is due for a refresh: a sorted set, sticker id -> time of its latest
+# mark. A mark may be made before the vote it announces commits (it rides on the request's
+# throttle round trip): a sticker stays in the set, refreshed every cycle, until a refresh has
+# started TALLY_MARK_GRACE_SECONDS after its latest mark, so a vote committing within that grace
+# of its mark is always counted.
+DIRTY_SET = "polls:tally-marks"
 REFRESH_FLAG = "polls:tally-refresh-queued"
 
 
+def tally_mark_queue(pipe: Any, sticker_id: int) -> None:
+    """Add the mark of a sticker to a Redis pipeline (its replies: see `tally_mark_sent`)."""
+    pipe.zadd(_redis_key(DIRTY_SET), {str(sticker_id): time.time()}, gt=True)
+    pipe.set(_redis_key(REFRESH_FLAG), 1, nx=True, ex=REFRESH_FLAG_TTL)
+
+
+def tally_mark_sent(replies: list[Any]) -> None:
+    """After the pipeline ran, with its two replies: queue a refresh if none was queued."""
+    if replies[1]:
+        _refresh_queue()
+
+
 def tally_request(*, sticker_id: int) -> None:
-    """Ask for a live refresh (call after commit).
+    """Ask for a live refresh in a round trip of its own (call after commit).
 
-    The sticker joins a set of dirty stickers; at most one refresh task is queued at a time, a
-    short debounce later, and it refreshes every dirty sticker with one aggregation. A burst of
-    votes on one sticker, or on thousands, costs one refresh.
+    The sticker is marked dirty; at most one refresh task is queued at a time, a short debounce
+    later, and it refreshes every dirty sticker with one aggregation. A burst of votes on one
+    sticker, or on thousands, costs one refresh per cycle.
     """
-    from polls.tasks import refresh_dirty_tallies
-
     try:
         pipe = get_redis_connection("default").pipeline(transaction=False)
-        pipe.sadd(_redis_key(DIRTY_SET), sticker_id)
-        pipe.set(_redis_key(REFRESH_FLAG), 1, nx=True, ex=REFRESH_FLAG_TTL)
-        queued = bool(pipe.execute()[1])
+        tally_mark_queue(pipe, sticker_id)
+        replies = pipe.execute()
     except Exception:  # Redis down: the periodic sweep catches up
         logger.warning("could not flag tally refresh for sticker %s", sticker_id)
         return
-    if queued:
-        try:
-            refresh_dirty_tallies.apply_async(countdown=settings.TALLY_DEBOUNCE_SECONDS)
-        except Exception:
-            cache.delete(REFRESH_FLAG)
-            logger.warning("broker unreachable; the sweep will refresh sticker %s", sticker_id)
+    tally_mark_sent(replies)
+
+
+def _refresh_queue() -> None:
+    from polls.tasks import refresh_dirty_tallies
+
+    try:
+        refresh_dirty_tallies.apply_async(countdown=settings.TALLY_DEBOUNCE_SECONDS)
+    except Exception:
+        cache.delete(REFRESH_FLAG)
+        logger.warning("broker unreachable; the sweep will refresh the dirty tallies")
 
 
 def tallies_refresh_dirty() -> list[int]:
-    """Refresh every sticker flagged since the last run (the task behind tally_request)."""
+    """Refresh every dirty sticker (the task behind the marks); queue the next cycle while
+    some are still within their grace."""
     connection_ = get_redis_connection("default")
-    # Clear the flag before taking the set: a vote that commits after this queues the next run,
-    # and its sticker is either in this batch or in the next.
+    key = _redis_key(DIRTY_SET)
+    started = time.time()
+    # Clear the flag before reading the set: a mark made after this queues the next run.
     connection_.delete(_redis_key(REFRESH_FLAG))
-    popped = connection_.spop(_redis_key(DIRTY_SET), 100_000) or []
-    sticker_ids = sorted({int(value) for value in popped})
+    sticker_ids = sorted(int(value) for value in connection_.zrange(key, 0, -1))
     tallies_refresh(sticker_ids)
+    # Marks older than the grace before this run started: every vote they announced was
+    # committed when the aggregation took its snapshot. Newer marks stay for another cycle.
+    connection_.zremrangebyscore(key, "-inf", started - settings.TALLY_MARK_GRACE_SECONDS)
+    if connection_.zcard(key) and connection_.set(
+        _redis_key(REFRESH_FLAG), 1, nx=True, ex=REFRESH_FLAG_TTL
+    ):
+        _refresh_queue()
     return sticker_ids
 
 

@@ -111,17 +111,20 @@ def vote_cast(
     option_ids: list[int],
     client: ClientInfo,
     answer: InStatementAnswer | None = None,
+    tally_marked: bool = False,
 ) -> VoteResult:
     """Cast or change the user's vote.
 
-    One statement reads the sticker (FOR KEY SHARE), writes the vote only when every rule below
-    holds, and returns the sticker and what was written; so a vote is a single round trip,
-    atomic by itself, with no transaction or savepoint of its own. The rules are then checked in
-    Python on the returned sticker, in the order that picks the error to report; the SQL
-    condition is the conjunction of the same rules, so a written vote always passes them.
+    One statement reads the sticker (FOR KEY SHARE), writes the vote only when every rule holds,
+    and returns what was written; so a vote is a single round trip, atomic by itself, with no
+    transaction or savepoint of its own. The SQL condition is the conjunction of the rules that
+    `_check_choices` and `_check_open` state; when it refused, the statement returns the sticker
+    and those checks run on it, in the order that picks the error to report.
 
     With `answer` (a request's Idempotency-Key), the same statement records the answer when it
     writes the vote, and writes nothing when the key already has an answer (AnswerOnRecord).
+    `tally_marked`: the caller marked the sticker's live tally dirty already (the API does, on
+    the throttle's round trip); otherwise a written vote marks it after commit.
     """
     now = timezone.now()
     chosen = sorted(option_ids)
@@ -133,8 +136,6 @@ def vote_cast(
         "ip": client.ip,
         "device": client.device_id,
         "well_formed": bool(chosen) and len(set(chosen)) == len(chosen),
-        "votable": _VOTABLE,
-        "terminal": _TERMINAL,
         **_NO_ANSWER,
     }
     if answer is not None:
@@ -145,26 +146,27 @@ def vote_cast(
             body_changed=answer.render(VoteResult(chosen, now, created=False, changed=True)),
         )
     rows = _vote_statement(params, answer)
-    answered, recorded, *row = rows[0]
+    answered, recorded, written_id, inserted, *row = rows[0]
     if answered:
         raise AnswerOnRecord
+    if written_id is not None:
+        if not tally_marked:
+            transaction.on_commit(lambda: tally_request(sticker_id=sticker_id))
+        if inserted:
+            wake("votes")
+        return VoteResult(
+            chosen, now, created=inserted, changed=not inserted, recorded=bool(recorded)
+        )
+    # Nothing was written: the sticker (returned only then) says which rule refused the vote.
     if row[0] is None:
         raise NotFound("No sticker with this id.")
-    sticker = _StickerRow(*row[:8])
-    written_id, inserted = row[8:]
+    sticker = _StickerRow(*row)
     if sticker.state == Sticker.State.MODERATED:
         raise NotFound("No sticker with this id.")
     if sticker.kind not in VOTABLE:
         raise InvalidInput(f"A sticker of kind {sticker.kind} takes no votes.", code="not_votable")
     _check_choices(option_ids, set(sticker.option_ids), sticker.max_choices)
     _check_open(sticker, now)
-    if written_id is not None:
-        transaction.on_commit(lambda: tally_request(sticker_id=sticker_id))
-        if inserted:
-            wake("votes")
-        return VoteResult(
-            chosen, now, created=inserted, changed=not inserted, recorded=bool(recorded)
-        )
     # The vote exists and was left alone: the same choice again, or changes are not allowed.
     before_ids, voted_at = (
         Vote.objects.filter(sticker_id=sticker_id, user=user)
@@ -197,8 +199,8 @@ def _vote_statement(
         raise AnswerOnRecord from error
 
 
-_VOTABLE = [kind.value for kind in VOTABLE]
-_TERMINAL = [state.value for state in TERMINAL]
+_VOTABLE = ", ".join(f"'{kind.value}'" for kind in VOTABLE)
+_TERMINAL = ", ".join(f"'{state.value}'" for state in TERMINAL)
 _NO_ANSWER = {
     "answer_user": None,
     "answer_key": None,
@@ -225,10 +227,10 @@ _VOTE_SQL = f"""
             %(ip)s::inet, %(device)s, true
         FROM s
         WHERE %(well_formed)s
-            AND s.kind = ANY(%(votable)s)
+            AND s.kind IN ({_VOTABLE})
             AND cardinality(%(chosen)s::bigint[]) <= s.max_choices
             AND %(chosen)s::bigint[] <@ s.option_ids
-            AND s.state <> ALL(%(terminal)s)
+            AND s.state NOT IN ({_TERMINAL})
             AND s.opens_at <= %(now)s::timestamptz
             AND (s.closes_at IS NULL OR s.closes_at > %(now)s::timestamptz)
             AND NOT (SELECT yes FROM answered)
@@ -247,12 +249,13 @@ _VOTE_SQL = f"""
         when="true",
     )
 })
-    SELECT (SELECT yes FROM answered), (SELECT count(*) FROM recorded),
+    SELECT (SELECT yes FROM answered), EXISTS (SELECT FROM recorded),
+        written.id, written.inserted,
         s.id, s.kind, s.state, s.opens_at, s.closes_at, s.max_choices, s.allow_vote_change,
-        s.option_ids, written.id, written.inserted
+        s.option_ids
     FROM (SELECT) AS one
-    LEFT JOIN s ON true
     LEFT JOIN written ON true
+    LEFT JOIN s ON written.id IS NULL  -- (the sticker is read back only to explain a refusal)
 """
 
 

@@ -5,13 +5,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
+from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 
 from polls.models import Sticker, StickerTally
 from polls.selectors import _meta_build
 from polls.services.cache import meta_store, sticker_cache_forget, sticker_cache_version
-from polls.services.tally import sticker_finalize, sticker_tally_refresh, tallies_sweep
+from polls.services.tally import (
+    DIRTY_SET,
+    sticker_finalize,
+    sticker_tally_refresh,
+    tallies_refresh_dirty,
+    tallies_sweep,
+    tally_mark_queue,
+)
 from tests.conftest import assert_problem, unknown_id
 from tests.factories import (
     CommentFactory,
@@ -437,3 +446,47 @@ def test_the_sweep_refreshes_exactly_the_stickers_whose_tally_is_stale() -> None
         sticker_tally_refresh(sticker_id=sticker_id)
     assert tallies_sweep() == []
     assert StickerTally.objects.get(sticker=behind).total_votes == 2
+
+
+# --- dirty marks made before the vote commits ---------------------------------------------------
+def _mark(sticker: Sticker) -> None:
+    # as the vote API does, on the throttle's round trip, before its statement runs
+    pipe = get_redis_connection("default").pipeline(transaction=False)
+    tally_mark_queue(pipe, sticker.pk)
+    pipe.execute()
+
+
+def _marked(sticker: Sticker) -> bool:
+    score = get_redis_connection("default").zscore(cache.make_key(DIRTY_SET), str(sticker.pk))
+    return score is not None
+
+
+def test_a_vote_committed_after_a_refresh_is_counted_by_the_next_one(settings: Any) -> None:
+    # given a sticker marked dirty by a vote that has not committed yet
+    settings.TALLY_MARK_GRACE_SECONDS = 60
+    sticker = StickerFactory.create(options=["A", "B"])
+    a, _b = option_ids(sticker)
+    _mark(sticker)
+
+    # when a refresh runs before the vote commits, and the next one after
+    assert sticker.pk in tallies_refresh_dirty()
+    assert StickerTally.objects.get(sticker=sticker).total_votes == 0
+    VoteFactory.create(sticker=sticker, option_ids=[a])
+    assert sticker.pk in tallies_refresh_dirty()
+
+    # then the sticker stayed marked within its grace, and the vote is counted
+    assert StickerTally.objects.get(sticker=sticker).total_votes == 1
+    assert _marked(sticker)
+
+
+def test_a_mark_is_dropped_by_the_first_refresh_started_a_grace_after_it(settings: Any) -> None:
+    sticker = StickerFactory.create(options=["A", "B"])
+    settings.TALLY_MARK_GRACE_SECONDS = 60
+    _mark(sticker)
+    tallies_refresh_dirty()
+    assert _marked(sticker)
+
+    settings.TALLY_MARK_GRACE_SECONDS = 0
+    tallies_refresh_dirty()
+
+    assert not _marked(sticker)
