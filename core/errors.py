@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError, IntegrityError, OperationalError
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from drf_standardized_errors.formatter import ExceptionFormatter
 from drf_standardized_errors.handler import ExceptionHandler
@@ -87,6 +87,32 @@ class ServiceUnavailable(exceptions.APIException):
     status_code = 503
     default_detail = "A backing service is unavailable; try again shortly."
     default_code = "service_unavailable"
+    # Seconds a client should wait before retrying (Retry-After).
+    retry_after = 5
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """PostgreSQL cannot be reached (restarting, failing over): nothing was changed."""
+
+    default_detail = "The database is unavailable; nothing was changed. Try again shortly."
+    default_code = "database_unavailable"
+
+
+# Errors that mean "the database is not there" rather than "this request is wrong": a refused or
+# dropped connection (OperationalError) or one Django already knows is closed (InterfaceError).
+DATABASE_DOWN_ERRORS = (OperationalError, InterfaceError)
+
+
+def database_unavailable_response(request: HttpRequest) -> JsonResponse:
+    """The 503 for a database outage outside DRF views (middleware, the admin)."""
+    exc = DatabaseUnavailable()
+    response = JsonResponse(
+        problem(503, exc.default_code, str(exc.default_detail), instance=request.path),
+        status=503,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -192,8 +218,8 @@ class ProblemExceptionHandler(ExceptionHandler):
             return ServiceAPIException(Conflict("The request conflicts with existing data."))
         if isinstance(exc, DataError):
             return exceptions.ValidationError({"non_field_errors": ["A value is out of range."]})
-        if isinstance(exc, OperationalError):
-            return ServiceUnavailable()
+        if isinstance(exc, DATABASE_DOWN_ERRORS):
+            return DatabaseUnavailable()
         return super().convert_known_exceptions(exc)
 
     def get_headers(self, exc: exceptions.APIException) -> dict:
@@ -201,6 +227,8 @@ class ProblemExceptionHandler(ExceptionHandler):
         wait = getattr(exc, "wait", None)
         if wait is not None:
             headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        if isinstance(exc, ServiceUnavailable):
+            headers["Retry-After"] = str(exc.retry_after)
         return headers
 
     def get_response(self, exc: exceptions.APIException, data: dict) -> Response:

@@ -10,7 +10,13 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from core.errors import HTTP_PROBLEMS, PROBLEM_CONTENT_TYPE, problem_response
+from core.errors import (
+    DATABASE_DOWN_ERRORS,
+    HTTP_PROBLEMS,
+    PROBLEM_CONTENT_TYPE,
+    database_unavailable_response,
+    problem_response,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +40,10 @@ class ProblemDetailsMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, DATABASE_DOWN_ERRORS):
+            # Any path, the admin's too: a database outage is a 503 to retry, not a crash.
+            logger.warning("database unavailable on %s: %s", request.path, exception)
+            return database_unavailable_response(request)
         if not request.path.startswith(API_PREFIXES):
             return None
         logger.exception("unhandled error on %s", request.path)

@@ -14,6 +14,7 @@
 # svc_* functions and exports the environment.
 #
 # Environment contract (each is left alone when the caller has set it):
+#   CHORUS_LOCAL_DIR  where data, logs and run records live (default .local/ in the checkout)
 #   DATABASE_URL      postgres://chorus:chorus@127.0.0.1:${CHORUS_PG_PORT:-15432}/chorus
 #   REDIS_URL         redis://127.0.0.1:${CHORUS_REDIS_PORT:-16379}/0
 #   CELERY_BROKER_URL redis://127.0.0.1:${CHORUS_REDIS_PORT:-16379}/1
@@ -34,7 +35,9 @@
 # Paths and environment
 # ---------------------------------------------------------------------------------------
 CHORUS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-SVC_LOCAL="$CHORUS_ROOT/.local"
+# CHORUS_LOCAL_DIR moves all of it elsewhere (the resilience tests run a whole second stack,
+# with its own servers on other ports, beside the suite's own).
+SVC_LOCAL="${CHORUS_LOCAL_DIR:-$CHORUS_ROOT/.local}"
 SVC_RUN="$SVC_LOCAL/run"
 SVC_REDIS_DIR="$SVC_LOCAL/redis"
 
@@ -85,7 +88,7 @@ svc_wait_zombie_gone() { # after a kill -9 the pid (still in the server's pid fi
         sleep 0.1
     done
 }
-svc_path_hash() { printf '%s' "$CHORUS_ROOT" | sha256sum | cut -c1-10; }
+svc_path_hash() { printf '%s' "$SVC_LOCAL" | sha256sum | cut -c1-10; }
 
 svc_check_port() {
     local name="$1" value="$2"

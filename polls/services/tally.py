@@ -403,9 +403,16 @@ def sticker_recount(*, sticker_id: int) -> bool:
     return True
 
 
+# A closed sticker's finalization is queued again this long after the last time (the closing
+# sweep asks every CLOSE_SWEEP_SECONDS): a task lost with a killed worker, whose message waits
+# for the broker's visibility timeout, is replaced within seconds. A duplicate finds the
+# sticker final and does nothing.
+FINALIZE_REQUEUE_SECONDS = 8
+
+
 def finalize_request(*, sticker_id: int) -> None:
-    """Queue finalization unless it was queued in the last half minute."""
+    """Queue finalization unless it was queued in the last FINALIZE_REQUEUE_SECONDS."""
     from polls.tasks import finalize_sticker
 
-    if cache.add(f"polls:finalize-queued:{sticker_id}", 1, 30):
+    if cache.add(f"polls:finalize-queued:{sticker_id}", 1, FINALIZE_REQUEUE_SECONDS):
         finalize_sticker.delay(sticker_id)

@@ -1,0 +1,1 @@
+"""Resilience: real processes of a `make run` stack killed, stopped and restarted (see stack.py)."""
