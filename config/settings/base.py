@@ -297,8 +297,10 @@ LOGGING: dict[str, Any] = {
             # The fields in this order first; `extra=` fields of a call follow.
             "fmt": "%(levelname)s %(name)s %(message)s %(request_id)s %(task_id)s %(task_name)s",
             "rename_fields": {"levelname": "level", "name": "logger", "exc_info": "exception"},
-            # "timestamp": ISO 8601 in UTC from the record's creation time, whatever the TZ.
+            # "timestamp": ISO 8601 in UTC from the record's creation time, whatever the TZ;
+            # a default puts the key first in each line.
             "timestamp": True,
+            "defaults": {"timestamp": None},
         },
     },
     "handlers": {
