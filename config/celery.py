@@ -5,6 +5,8 @@ import os
 from celery import Celery
 from kombu import Queue
 
+import core.task_log_context  # noqa: F401  (request ids into tasks; workers log via LOGGING)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("chorus")

@@ -2,8 +2,10 @@
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -35,6 +37,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: its id is on every response and on every line logged while the request runs.
+    "core.log_context.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.ProblemDetailsMiddleware",
@@ -275,11 +279,37 @@ WAKE_ON_COMMIT: dict[str, list[str]] = {
 }
 
 # --- Logging ----------------------------------------------------------------------------------
-LOGGING = {
+# Every line carries `request_id` ("-" outside a request) and, in workers, `task_id` and
+# `task_name` (core.log_context.LogContextFilter). `plain` is for people reading a terminal;
+# `json` (one JSON object a line, production's default) is for a log pipeline.
+LOG_FORMATS = ("json", "plain")
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in LOG_FORMATS:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}.")
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"log_context": {"()": "core.log_context.LogContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            # The fields in this order first; `extra=` fields of a call follow.
+            "fmt": "%(levelname)s %(name)s %(message)s %(request_id)s %(task_id)s %(task_name)s",
+            "rename_fields": {"levelname": "level", "name": "logger", "exc_info": "exception"},
+            # "timestamp": ISO 8601 in UTC from the record's creation time, whatever the TZ;
+            # a default puts the key first in each line.
+            "timestamp": True,
+            "defaults": {"timestamp": None},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["log_context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.request": {"level": "ERROR"},

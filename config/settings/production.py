@@ -1,9 +1,11 @@
 """Production settings: strict, and refuse to start when misconfigured."""
 
+import logging
+
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import SECRET_KEY, env
+from .base import LOG_FORMATS, LOGGING, SECRET_KEY, env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 if DEBUG:
@@ -20,3 +22,13 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# JSON lines unless LOG_FORMAT says otherwise (core.log_context; the fields: docs/observability.md).
+LOG_FORMAT = env("LOG_FORMAT", default="json")
+if LOG_FORMAT not in LOG_FORMATS:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}.")
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
+if LOG_FORMAT == "json":
+    # Python warnings (a library's deprecation, Celery's warning about running as root) become
+    # log records too, so stderr stays one JSON object a line.
+    logging.captureWarnings(True)

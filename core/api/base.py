@@ -102,3 +102,11 @@ class BaseAPIView(IdempotentMixin, APIView):
 
 class BaseGenericAPIView(IdempotentMixin, generics.GenericAPIView):
     pass
+
+
+class BaseListAPIView(IdempotentMixin, generics.ListAPIView):
+    """GET answers a page of `get_queryset()` rendered by `serializer_class`.
+
+    A list view, so the OpenAPI schema describes the page (`Paginated…List`, with the `cursor`
+    and `page_size` parameters) rather than one item.
+    """

@@ -3,7 +3,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api.base import BaseAPIView, BaseGenericAPIView
+from core.api.base import BaseAPIView, BaseListAPIView
 from engagement.models import User
 from rewards import selectors
 from rewards.api import serializers as s
@@ -16,40 +16,28 @@ def _user(request: Request) -> User:
     return request.user
 
 
-class BadgeCatalogView(BaseGenericAPIView):
+@extend_schema(tags=["rewards"])
+class BadgeCatalogView(BaseListAPIView):
     serializer_class = s.BadgeSerializer
 
     def get_queryset(self) -> QuerySet[Badge]:
         return selectors.badges_catalog()
 
-    @extend_schema(tags=["rewards"])
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.BadgeSerializer(page, many=True).data)
 
-
-class MyBadgesView(BaseGenericAPIView):
+@extend_schema(tags=["rewards"])
+class MyBadgesView(BaseListAPIView):
     serializer_class = s.MyBadgeSerializer
 
     def get_queryset(self) -> QuerySet[Grant]:
         return selectors.user_badges(user=_user(self.request))
 
-    @extend_schema(tags=["rewards"])
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.MyBadgeSerializer(page, many=True).data)
 
-
-class MyPerksView(BaseGenericAPIView):
+@extend_schema(tags=["rewards"])
+class MyPerksView(BaseListAPIView):
     serializer_class = s.EntitlementSerializer
 
     def get_queryset(self) -> QuerySet[Entitlement]:
         return selectors.user_entitlements(user=_user(self.request))
-
-    @extend_schema(tags=["rewards"])
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.EntitlementSerializer(page, many=True).data)
 
 
 class RedeemView(BaseAPIView):
@@ -70,13 +58,9 @@ class RedeemView(BaseAPIView):
         return Response(s.RedeemOutputSerializer(body).data)
 
 
-class MyActivityView(BaseGenericAPIView):
+@extend_schema(tags=["rewards"])
+class MyActivityView(BaseListAPIView):
     serializer_class = s.ActivitySerializer
 
     def get_queryset(self) -> QuerySet[ActivityEvent]:
         return selectors.user_activity(user=_user(self.request))
-
-    @extend_schema(tags=["rewards"])
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.ActivitySerializer(page, many=True).data)
