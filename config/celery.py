@@ -5,6 +5,8 @@ import os
 from celery import Celery
 from kombu import Queue
 
+import core.metrics.celery  # noqa: F401  (task metrics, the worker's exporter: signal handlers)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("chorus")
