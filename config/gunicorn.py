@@ -8,19 +8,21 @@ the Celery worker's): it is cleared when the master starts, and a worker that ex
 live-gauge files removed.
 """
 
+from typing import Any
+
 from prometheus_client import multiprocess
 
 from core.metrics.multiprocess import multiprocess_directory, multiprocess_files_clear
 
 
-def on_starting(server: object) -> None:
+def on_starting(server: Any) -> None:
     directory = multiprocess_directory()
     if directory:
         # Before any worker starts: values of a previous run must not be added to this one's.
         multiprocess_files_clear(directory)
 
 
-def child_exit(server: object, worker: object) -> None:
+def child_exit(server: Any, worker: Any) -> None:
     directory = multiprocess_directory()
     if directory:
-        multiprocess.mark_process_dead(worker.pid, directory)  # type: ignore[attr-defined]
+        multiprocess.mark_process_dead(worker.pid, directory)

@@ -56,7 +56,7 @@ def is_staff(request: HttpRequest) -> bool:
     if user is not None and user.is_authenticated and user.is_staff:
         return True
     try:
-        authenticated = BearerTokenAuthentication().authenticate(request)  # type: ignore[arg-type]
+        authenticated = BearerTokenAuthentication().authenticate(request)
     except AuthenticationFailed:
         return False
     return authenticated is not None and authenticated[0].is_staff

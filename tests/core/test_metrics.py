@@ -151,19 +151,19 @@ def test_allowed_networks_are_configurable(settings: Any) -> None:
 def test_staff_get_the_page_from_anywhere_and_other_users_do_not(
     make_client: Callable[..., APIClient],
 ) -> None:
-    remote = {"REMOTE_ADDR": "203.0.113.7"}
-    session = Client(**remote)
+    outside = "203.0.113.7"
+    session = Client(REMOTE_ADDR=outside)
     session.force_login(StaffUserFactory.create())
     staff_token = make_client(StaffUserFactory.create())
     user_token = make_client(UserFactory.create())
-    user_session = Client(**remote)
+    user_session = Client(REMOTE_ADDR=outside)
     user_session.force_login(UserFactory.create())
 
     assert session.get("/metrics").status_code == 200
-    assert staff_token.get("/metrics", **remote).status_code == 200  # type: ignore[arg-type]
-    assert user_token.get("/metrics", **remote).status_code == 404  # type: ignore[arg-type]
+    assert staff_token.get("/metrics", REMOTE_ADDR=outside).status_code == 200
+    assert user_token.get("/metrics", REMOTE_ADDR=outside).status_code == 404
     assert user_session.get("/metrics").status_code == 404
-    bad_token = Client(HTTP_AUTHORIZATION="Bearer not-a-token", **remote)
+    bad_token = Client(HTTP_AUTHORIZATION="Bearer not-a-token", REMOTE_ADDR=outside)
     assert bad_token.get("/metrics").status_code == 404
 
 
