@@ -6,6 +6,7 @@ from celery import Celery
 from kombu import Queue
 
 import core.task_log_context  # noqa: F401  (request ids into tasks; workers log via LOGGING)
+import core.metrics.celery  # noqa: F401  (task metrics, the worker's exporter: signal handlers)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.api import views as core_views
+from core.metrics import views as metrics_views
 
 api_v1 = [
     path("", include("engagement.api.urls")),
@@ -21,6 +22,8 @@ urlpatterns = [
     # The same checks under the API's base path, for clients configured with only that.
     path("api/v1/healthz", core_views.HealthView.as_view(schema=None)),
     path("api/v1/readyz", core_views.ReadyView.as_view(schema=None)),
+    # Prometheus; loopback and staff only, a 404 for everyone else (docs/observability.md).
+    path("metrics", metrics_views.metrics, name="metrics"),
 ]
 
 if settings.BENCH_ENDPOINTS:

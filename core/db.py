@@ -1,10 +1,13 @@
 """Small SQL helpers for writes the ORM cannot express in one statement."""
 
 from collections.abc import Mapping, Sequence
+from time import perf_counter
 from typing import Any
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+
+from core.metrics.timing import request_times
 
 
 def insert_ignoring_conflict(
@@ -58,6 +61,13 @@ def fetch_prepared(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[
     if cursor is None or cursor.connection is not raw:
         cursor = psycopg.Cursor(raw)
         db._chorus_prepared_cursor = cursor  # type: ignore[attr-defined]
-    with db.wrap_database_errors:
-        cursor.execute(sql, params, prepare=True)
-        return cursor.fetchall()
+    # (Django's execute wrappers do not see this cursor: its time is added to the request's here)
+    times = request_times.get()
+    started = perf_counter()
+    try:
+        with db.wrap_database_errors:
+            cursor.execute(sql, params, prepare=True)
+            return cursor.fetchall()
+    finally:
+        if times is not None:
+            times.database += perf_counter() - started

@@ -17,6 +17,7 @@
 #
 # Knobs: PORT (8000), CHORUS_ACCESS_LOG=1 (gunicorn access log to stdout),
 # WEB_CONCURRENCY (gunicorn workers, 2), CHORUS_STOP_TIMEOUT (6), GUNICORN_CMD_ARGS,
+# CELERY_METRICS_PORT (the worker's metrics, PORT + 1000), LOG_LEVEL / LOG_FORMAT,
 # CHORUS_RESTART_MAX_DELAY (30), CHORUS_SEED_DEMO (1; 0 skips the demo data).
 set -euo pipefail
 
@@ -31,6 +32,7 @@ export PYTHONUNBUFFERED=1
 PORT="${PORT:-8000}"
 STOP_TIMEOUT="${CHORUS_STOP_TIMEOUT:-6}"
 RESTART_MAX_DELAY="${CHORUS_RESTART_MAX_DELAY:-30}"
+METRICS_PORT="${CELERY_METRICS_PORT:-$((PORT + 1000))}"
 
 if [[ ! -x "$ROOT/.venv/bin/python" ]]; then
     echo "==> ERROR: .venv is missing; use 'make run' (it installs the virtualenv first)" >&2
@@ -43,7 +45,7 @@ if [[ ! -f "$ROOT/manage.py" ]]; then
     echo "==> ERROR: manage.py not found in $ROOT" >&2
     exit 1
 fi
-for knob in PORT STOP_TIMEOUT RESTART_MAX_DELAY; do
+for knob in PORT STOP_TIMEOUT RESTART_MAX_DELAY METRICS_PORT; do
     if ! [[ "${!knob}" =~ ^[0-9]+$ ]]; then
         echo "==> ERROR: $knob must be a whole number, got '${!knob}'" >&2
         exit 1
@@ -185,6 +187,10 @@ if svc_port_in_use "$PORT"; then
     echo "==> ERROR: port $PORT on 127.0.0.1 is already in use (another 'make run'?); try PORT=8001 make run" >&2
     exit 1
 fi
+if svc_port_in_use "$METRICS_PORT"; then
+    echo "==> ERROR: port $METRICS_PORT (the worker's metrics) is in use; set CELERY_METRICS_PORT" >&2
+    exit 1
+fi
 
 echo "==> Applying migrations"
 python manage.py migrate --noinput
@@ -198,17 +204,27 @@ if [[ "${CHORUS_SEED_DEMO:-1}" == 1 ]]; then
     stop_if_requested
 fi
 
-gunicorn_args=(config.wsgi:application --bind "127.0.0.1:$PORT" --workers "${WEB_CONCURRENCY:-2}"
+# Prometheus multiprocess directories, one per process tree (never shared): gunicorn's workers
+# and the Celery worker's pool write their samples there, and each tree's exporter adds them up
+# (docs/observability.md). Only web and worker get them: migrate, seed and beat write none.
+METRICS_DIR="$SVC_LOCAL/run/metrics-$PORT"
+rm -rf "$METRICS_DIR"
+mkdir -p "$METRICS_DIR/web" "$METRICS_DIR/worker"
+
+gunicorn_args=(-c python:config.gunicorn config.wsgi:application --bind "127.0.0.1:$PORT"
+    --workers "${WEB_CONCURRENCY:-2}"
     --threads 4 --graceful-timeout "$STOP_TIMEOUT" --timeout 60
     --no-control-socket) # gunicorn 27's control socket would be one shared ~/.gunicorn/gunicorn.ctl
 if [[ "${CHORUS_ACCESS_LOG:-0}" == 1 ]]; then gunicorn_args+=(--access-logfile -); fi
 
-start_child web gunicorn "${gunicorn_args[@]}"
-# Gossip, mingle and heartbeat are off: nothing here uses worker-to-worker events, and their
-# bootsteps are what breaks when the broker connection drops (docs/resilience.md).
-start_child worker celery -A config worker -Q default,tallies,closing,rewards,integrity,analytics \
-    --concurrency 2 --without-gossip --without-mingle --without-heartbeat -l info
-start_child beat celery -A config beat -l info \
+start_child web env PROMETHEUS_MULTIPROC_DIR="$METRICS_DIR/web" gunicorn "${gunicorn_args[@]}"
+# Gossip, mingle and heartbeat are off: nothing here uses worker-to-worker events, and they only
+# add broker traffic and bootsteps to restart after a connection loss (docs/resilience.md).
+start_child worker env PROMETHEUS_MULTIPROC_DIR="$METRICS_DIR/worker" \
+    CELERY_METRICS_PORT="$METRICS_PORT" \
+    celery -A config worker -Q default,tallies,closing,rewards,integrity,analytics \
+    --concurrency 2 --without-gossip --without-mingle --without-heartbeat
+start_child beat celery -A config beat \
     --scheduler django_celery_beat.schedulers:DatabaseScheduler
 
 # Wait for the web server to accept connections, then say where it is.
@@ -223,6 +239,7 @@ if ((!STOPPING)) && svc_port_in_use "$PORT"; then
 ==> Chorus is up:
       API docs  http://127.0.0.1:$PORT/api/docs/
       Admin     http://127.0.0.1:$PORT/admin/
+      Metrics   http://127.0.0.1:$PORT/metrics (web), http://127.0.0.1:$METRICS_PORT/metrics (worker)
     Press Ctrl-C to stop.
 
 EOF

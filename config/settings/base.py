@@ -7,6 +7,8 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from core.metrics.timing import TimedRedisConnection
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -39,6 +41,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: its id is on every response and on every line logged while the request runs.
     "core.log_context.RequestIdMiddleware",
+    # Then the request metrics, whose latency covers every other middleware.
+    "core.metrics.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.ProblemDetailsMiddleware",
@@ -114,6 +118,12 @@ CACHES = {
         },
     }
 }
+if REDIS_URL.startswith("redis://"):
+    # Redis time per request (core.metrics.timing). Only for plain TCP: redis-py would take this
+    # class instead of the one a rediss:// (TLS) or unix:// URL asks for.
+    CACHES["default"]["OPTIONS"]["CONNECTION_POOL_KWARGS"] = {
+        "connection_class": TimedRedisConnection
+    }
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 # --- Internationalisation --------------------------------------------------------------------
@@ -277,6 +287,18 @@ WAKE_ON_COMMIT: dict[str, list[str]] = {
     "votes": ["rewards.tasks.process_reward_events"],
     "stickers_final": ["rewards.tasks.process_reward_events"],
 }
+
+# --- Metrics (docs/observability.md) ---------------------------------------------------------
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+# Who may scrape /metrics by address (staff may from anywhere); everyone else gets a 404.
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+# Figures read from PostgreSQL and Redis when /metrics is scraped; the apps own theirs.
+METRICS_COLLECTORS = [
+    "core.metrics.collectors.QueueLengthCollector",
+    "polls.metrics.LiveTallyLagCollector",
+    "polls.metrics.StickersOverdueCollector",
+    "rewards.metrics.RewardConsumerLagCollector",
+]
 
 # --- Logging ----------------------------------------------------------------------------------
 # Every line carries `request_id` ("-" outside a request) and, in workers, `task_id` and

@@ -14,6 +14,7 @@ from core.client import ClientInfo
 from core.db import insert_ignoring_conflict
 from core.exceptions import InvalidInput, NotFound
 from core.wakeups import wake
+from engagement.metrics import COMMENT_LIKES, VIDEO_LIKES
 from engagement.models import Comment, CommentLike, Follow, Like, Play, Share, User, Video
 from engagement.services.counters import video_counter_add, video_lock_shared
 
@@ -49,6 +50,7 @@ def video_like(*, user: User, video_id: int, client: ClientInfo) -> ToggleResult
     if new_id is not None:
         video_counter_add(video_id=video_id, counter="likes", delta=1)
         wake("interactions")
+        transaction.on_commit(VIDEO_LIKES.inc)
     return ToggleResult(created=new_id is not None)
 
 
@@ -89,6 +91,7 @@ def comment_like(*, user: User, comment_id: int, client: ClientInfo) -> ToggleRe
         # The row lock on the comment serialises its likers; the count is exact at commit.
         Comment.objects.filter(pk=comment_id).update(like_count=F("like_count") + 1)
         wake("interactions")
+        transaction.on_commit(COMMENT_LIKES.inc)
     return ToggleResult(created=new_id is not None)
 
 

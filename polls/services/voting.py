@@ -24,6 +24,7 @@ from core.idempotency import (
 )
 from core.wakeups import wake
 from engagement.models import User
+from polls.metrics import VOTES
 from polls.models import Answer, Checkpoint, CheckpointOption, Sticker, StickerOption, Vote
 from polls.services.tally import VOTABLE, tally_request
 from polls.state import TERMINAL, effective_state
@@ -150,6 +151,8 @@ def vote_cast(
     if answered:
         raise AnswerOnRecord
     if written_id is not None:
+        # (in autocommit, on_commit runs now; in a caller's transaction, when it commits)
+        transaction.on_commit(VOTES.inc)
         if not tally_marked:
             transaction.on_commit(lambda: tally_request(sticker_id=sticker_id))
         if inserted:

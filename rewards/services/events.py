@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from engagement.models import CommentLike, Like, User, Video
@@ -28,6 +29,16 @@ logger = logging.getLogger(__name__)
 
 SAFETY_LAG = timedelta(seconds=5)
 BATCH = 20_000
+
+# The event tables read by id, by the name of their watermark (ConsumerCursor); `finals` is
+# the fifth watermark, a time. rewards.metrics reports how far each one trails.
+EVENT_TABLES: dict[str, type[Model]] = {
+    "likes": Like,
+    "comment_likes": CommentLike,
+    "votes": Vote,
+    "answers": Answer,
+}
+FINALS = "finals"
 
 LIKE_TRIGGERS = (
     RewardRule.Trigger.TOTAL_LIKES,
@@ -83,7 +94,7 @@ def _advance(cursor_name: str, position: int) -> None:
 
 
 def _likes(report: RunReport) -> None:
-    users, top, safe, rows = _read(Like._meta.db_table, "likes", "user_id")
+    users, top, safe, rows = _read(EVENT_TABLES["likes"]._meta.db_table, "likes", "user_id")
     report.rows["likes"] = rows
     if not rows:
         return
@@ -145,15 +156,15 @@ def _rows_touching_users(
 
 # Liking comments under a video with a comment_pick sticker is taking part in it.
 _comment_likes = _rows_touching_users(
-    CommentLike._meta.db_table, "comment_likes", PARTICIPATION_TRIGGERS
+    EVENT_TABLES["comment_likes"]._meta.db_table, "comment_likes", PARTICIPATION_TRIGGERS
 )
-_votes = _rows_touching_users(Vote._meta.db_table, "votes", PARTICIPATION_TRIGGERS)
-_answers = _rows_touching_users(Answer._meta.db_table, "answers", ANSWER_TRIGGERS)
+_votes = _rows_touching_users(EVENT_TABLES["votes"]._meta.db_table, "votes", PARTICIPATION_TRIGGERS)
+_answers = _rows_touching_users(EVENT_TABLES["answers"]._meta.db_table, "answers", ANSWER_TRIGGERS)
 
 
 def _finals(report: RunReport) -> None:
     """Stickers that became final: winning ending voters (feed + winning_ending rules)."""
-    cursor_row = ConsumerCursor.objects.get_or_create(name="finals")[0]
+    cursor_row = ConsumerCursor.objects.get_or_create(name=FINALS)[0]
     since = datetime.fromtimestamp(cursor_row.position / 1_000_000, tz=UTC)
     now = timezone.now()
     finals = list(
@@ -163,7 +174,7 @@ def _finals(report: RunReport) -> None:
         .exclude(finalized_at__isnull=True)
         .values_list("id", "finalized_at")
     )
-    report.rows["finals"] = len(finals)
+    report.rows[FINALS] = len(finals)
     if not finals:
         return
     sticker_ids = [sticker_id for sticker_id, _ in finals]
@@ -193,7 +204,7 @@ def _finals(report: RunReport) -> None:
         safe = [at for _, at in finals if at is not None and at < now - SAFETY_LAG]
         if safe:
             position = int(max(safe).timestamp() * 1_000_000)
-            _advance("finals", position)
+            _advance(FINALS, position)
 
 
 def reward_events_process() -> RunReport:

@@ -78,6 +78,7 @@ class Stack:
     port: int = field(default_factory=free_port)
     pg_port: int = field(default_factory=free_port)
     redis_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     log_path: Path = field(init=False)
@@ -99,6 +100,7 @@ class Stack:
             CHORUS_PG_PORT=str(self.pg_port),
             CHORUS_REDIS_PORT=str(self.redis_port),
             PORT=str(self.port),
+            CELERY_METRICS_PORT=str(self.metrics_port),
             DJANGO_SETTINGS_MODULE="config.settings.local",
             CHORUS_SEED_DEMO="0",
             CACHE_KEY_PREFIX="chorus",
