@@ -5,8 +5,10 @@ import os
 from celery import Celery
 from kombu import Queue
 
-import core.task_log_context  # noqa: F401  (request ids into tasks; workers log via LOGGING)
-import core.metrics.celery  # noqa: F401  (task metrics, the worker's exporter: signal handlers)
+# Signal handlers: task metrics and the worker's exporter; request ids into tasks, and workers
+# logging through LOGGING.
+import core.metrics.celery
+import core.task_log_context  # noqa: F401
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 

@@ -223,6 +223,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Back on the broker within 2 s of its return, not up to 30 s (core/broker.py).
+CELERY_WORKER_CONSUMER = "core.broker:PromptlyReconnectingConsumer"
 # A task that is not acknowledged within this time is delivered again (Redis transport).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_QUEUE_NAMES = ["default", "tallies", "closing", "rewards", "integrity", "analytics"]

@@ -302,6 +302,18 @@ class Stack:
             parsed = raw.decode(errors="replace")
         return Answer(status, parsed, received, time.monotonic() - started)
 
+    def fetch_text(self, port: int, path: str) -> str:
+        """A plain GET on another port of the stack (the worker's metrics); "" if it fails."""
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.read().decode() if response.status == 200 else ""
+        except OSError:
+            return ""
+        finally:
+            conn.close()
+
     def register(self, prefix: str = "u") -> tuple[int, str]:
         """A new user through the API; (id, token)."""
         answer = self.request(

@@ -1,0 +1,112 @@
+"""`make run` as a supervisor: crashed children come back, repeated crashes are reported loudly
+without stopping the API, and Ctrl-C stops everything it started.
+
+A stack of its own (see stack.py), with the restart backoff capped at 2 s so a crash loop takes
+seconds. Its tests run in order on one xdist worker; the last one stops it.
+"""
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from functools import partial
+
+import pytest
+
+from tests.resilience.stack import Stack, pid_alive, port_open, wait_for
+
+pytestmark = [pytest.mark.xdist_group("resilience-supervisor")]
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    stack = Stack("supervisor", extra_env={"CHORUS_RESTART_MAX_DELAY": "2"})
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        stack.kill_everything()
+
+
+def _healthy(stack: Stack) -> bool:
+    try:
+        return stack.request("GET", "/healthz", timeout=5).status == 200
+    except OSError:
+        return False
+
+
+def _restarted(stack: Stack, name: str, old_pid: int) -> bool:
+    return stack.current_pid(name) != old_pid
+
+
+def test_metrics_are_served_by_the_web_tier_and_by_the_worker(stack: Stack) -> None:
+    # given a request the web tier has answered, and tasks the worker has run (beat's sweeps)
+    assert stack.request("GET", "/api/v1/me").status == 401
+    assert wait_for(lambda: "succeeded in" in stack.log(), 30)
+    # when both are scraped from loopback
+    web = stack.request("GET", "/metrics").body
+    worker = wait_for(lambda: stack.fetch_text(stack.metrics_port, "/metrics"), 30, interval=0.5)
+    # then the web page has the request, domain and queue families, and the worker's its tasks
+    assert 'chorus_http_requests_total{method="GET",route="api/v1/me",status="401"}' in web
+    for family in (
+        "chorus_http_request_duration_seconds_bucket",
+        "chorus_celery_queue_length",
+        "chorus_live_tally_lag_seconds",
+        "chorus_stickers_overdue",
+        "chorus_reward_consumer_lag",
+    ):
+        assert family in web, family
+    assert 'chorus_celery_tasks_total{queue="closing",state="succeeded"' in worker
+
+
+def test_a_crash_loop_is_reported_loudly_and_the_api_keeps_serving(stack: Stack) -> None:
+    # given beat running
+    # when it is killed five times in a row, each time right after it came back
+    for _ in range(5):
+        beat = stack.current_pid("beat")
+        os.kill(beat, signal.SIGKILL)
+        assert _healthy(stack)
+        assert wait_for(partial(_restarted, stack, "beat", beat), 15)
+    # then the supervisor said so loudly, kept restarting it, and never stopped the web tier
+    log = stack.log()
+    assert "ERROR: beat has exited 5 times in the last 5 minutes; still restarting it" in log
+    assert log.count("==> beat (pid") == 5
+    assert pid_alive(stack.current_pid("beat"))
+    assert len(stack.child_pids("web")) == 1
+    assert _healthy(stack)
+
+
+def test_a_killed_web_server_is_restarted_too(stack: Stack) -> None:
+    web = stack.current_pid("web")
+    os.kill(web, signal.SIGKILL)
+    assert wait_for(partial(_restarted, stack, "web", web), 15)
+    assert wait_for(lambda: _healthy(stack), 30)
+    assert f"web (pid {web}) exited unexpectedly (status 137)" in stack.log()
+
+
+def test_ctrl_c_stops_everything_it_started(stack: Stack) -> None:
+    # given everything running
+    children = [
+        pid
+        for name in ("web", "worker", "beat")
+        for pid in stack.group_pids(stack.current_pid(name))
+    ]
+    servers = stack.server_pids()
+    assert children and len(servers) == 2
+    # when Ctrl-C is pressed (the terminal sends SIGINT to the foreground process group)
+    started = time.monotonic()
+    stack.signal_group(signal.SIGINT)
+    assert stack.process is not None
+    stack.process.wait(timeout=20)
+    took = time.monotonic() - started
+    print(f"\nstopped in {took:.1f} s")
+    # then all of it is gone within 10 s, and the ports are free
+    assert took < 10
+    assert [pid for pid in children + servers if pid_alive(pid)] == []
+    assert not any(
+        port_open(port)
+        for port in (stack.port, stack.metrics_port, stack.pg_port, stack.redis_port)
+    )
+    assert "==> Ctrl-C: shutting down" in stack.log()
+    assert stack.log().rstrip().endswith("==> Stopped")
