@@ -75,7 +75,7 @@ run: venv
 
 test: venv
 	@rc=0
-	$(SERVICES) with python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS) || rc=$$?
+	$(SERVICES) with python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS) || rc=$$?
 	if ((rc == 5)); then
 	    echo "==> ERROR: pytest collected no tests (exit code 5): nothing ran, counted as a failure" >&2
 	fi

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -269,10 +270,19 @@ def wait_for(predicate: Callable[[], bool], what: str, proc: Proc, timeout: floa
 
 
 def gunicorn_argv(port: int, workers: int, threads: int, worker_class: str) -> list[str]:
+    """gunicorn as `make run` starts it: its config module, metrics in multiprocess mode (a fresh
+    directory per run, as production has one per host)."""
+    metrics_dir = LOG_DIR / f"metrics-{os.getpid()}"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
     return [
+        "env",
+        f"PROMETHEUS_MULTIPROC_DIR={metrics_dir}",
         sys.executable,
         "-m",
         "gunicorn",
+        "-c",
+        "python:config.gunicorn",
         "config.wsgi:application",
         "--bind",
         f"127.0.0.1:{port}",

@@ -1,9 +1,9 @@
 """Everyday failures against a real `make run`: a worker SIGKILLed mid-task, Redis stopped while
 votes and likes keep arriving, PostgreSQL restarted under load, and the stop itself.
 
-One stack for the module (its tests run in order, on one xdist worker): each test leaves it
-serving for the next, and the last one stops it with SIGTERM sent twice to the whole process
-group. Catch-up times are measured from the moment the broken dependency is back and asserted
+One stack for the module (its tests run in order, on one xdist worker: `make test` distributes
+by file): each test leaves it serving for the next, and the last one stops it with SIGTERM sent
+twice to the whole process group. Catch-up times are measured from the moment the broken dependency is back and asserted
 against the 10-second target; the figures are printed (`-s`) and written in docs/resilience.md.
 """
 
@@ -18,8 +18,6 @@ import psycopg
 import pytest
 
 from tests.resilience.stack import Answer, Load, Stack, pid_alive, port_open, wait_for
-
-pytestmark = [pytest.mark.xdist_group("resilience-chaos")]
 
 CATCH_UP_TARGET = 10.0  # seconds after the dependency's return (issue 8)
 

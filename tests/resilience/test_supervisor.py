@@ -2,7 +2,7 @@
 without stopping the API, and Ctrl-C stops everything it started.
 
 A stack of its own (see stack.py), with the restart backoff capped at 2 s so a crash loop takes
-seconds. Its tests run in order on one xdist worker; the last one stops it.
+seconds. Its tests run in order on one xdist worker (`--dist loadfile`); the last one stops it.
 """
 
 import os
@@ -14,8 +14,6 @@ from functools import partial
 import pytest
 
 from tests.resilience.stack import Stack, pid_alive, port_open, wait_for
-
-pytestmark = [pytest.mark.xdist_group("resilience-supervisor")]
 
 
 @pytest.fixture(scope="module")
