@@ -3,8 +3,9 @@ votes and likes keep arriving, PostgreSQL restarted under load, and the stop its
 
 One stack for the module (its tests run in order, on one xdist worker: `make test` distributes
 by file): each test leaves it serving for the next, and the last one stops it with SIGTERM sent
-twice to the whole process group. Catch-up times are measured from the moment the broken dependency is back and asserted
-against the 10-second target; the figures are printed (`-s`) and written in docs/resilience.md.
+twice to the whole process group. Catch-up times are measured from the moment the broken
+dependency is back and asserted against the 10-second target; the figures are printed (`-s`)
+and written in docs/resilience.md.
 """
 
 import os
