@@ -268,6 +268,41 @@ class Stack:
         with self.db() as conn:
             return conn.execute(sql, params).fetchall()
 
+    # --- rewards, for exactly-once checks -------------------------------------------------------
+    def badge_rule(self, trigger: str, **fields: Any) -> int:
+        """A badge rule made as staff would make it (no backfill needed: its users are new)."""
+        assignments = ", ".join(f"{key}={value!r}" for key, value in fields.items())
+        out = self.manage(
+            "shell",
+            "-c",
+            "import uuid\n"
+            "from django.utils import timezone\n"
+            "from rewards.models import Badge, RewardRule\n"
+            "badge = Badge.objects.create(slug='b-' + uuid.uuid4().hex[:10], name='chaos badge')\n"
+            f"rule = RewardRule.objects.create(name='chaos', trigger={trigger!r}, badge=badge, "
+            f"backfilled_at=timezone.now(){', ' + assignments if assignments else ''})\n"
+            "print(rule.pk)\n",
+        )
+        return int(out.strip().splitlines()[-1])
+
+    def grants(self, rule_id: int) -> list[tuple[int, int]]:
+        """(user, grants) for the rule: exactly-once means every count is 1."""
+        return self.rows(
+            "SELECT user_id, count(*) FROM rewards_grant WHERE rule_id = %s "
+            "GROUP BY user_id ORDER BY 1",
+            [rule_id],
+        )
+
+    def waiting_on(self, table: str) -> bool:
+        """A backend (a worker's task) is blocked on a lock while writing `table`."""
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query ILIKE %s",
+                [f"%{table}%"],
+            )
+        )
+
     # --- HTTP -------------------------------------------------------------------------------------
     def request(
         self,

@@ -71,47 +71,10 @@ def _poll(stack: Stack, world: dict[str, Any], closes_in: int = 3600) -> tuple[i
     return answer.body["id"], [option["id"] for option in answer.body["options"]]
 
 
-def _badge_rule(stack: Stack, trigger: str, **fields: Any) -> int:
-    """A badge rule made as staff would make it (no backfill needed: its users are new)."""
-    assignments = ", ".join(f"{key}={value!r}" for key, value in fields.items())
-    out = stack.manage(
-        "shell",
-        "-c",
-        "import uuid\n"
-        "from django.utils import timezone\n"
-        "from rewards.models import Badge, RewardRule\n"
-        "badge = Badge.objects.create(slug='b-' + uuid.uuid4().hex[:10], name='chaos badge')\n"
-        f"rule = RewardRule.objects.create(name='chaos', trigger={trigger!r}, badge=badge, "
-        f"backfilled_at=timezone.now(){', ' + assignments if assignments else ''})\n"
-        "print(rule.pk)\n",
-    )
-    return int(out.strip().splitlines()[-1])
-
-
-def _grants(stack: Stack, rule_id: int) -> list[tuple[int, int]]:
-    """(user, grants) for the rule: exactly-once means every count is 1."""
-    return stack.rows(
-        "SELECT user_id, count(*) FROM rewards_grant WHERE rule_id = %s "
-        "GROUP BY user_id ORDER BY 1",
-        [rule_id],
-    )
-
-
-def _waiting_on(stack: Stack, table: str) -> bool:
-    """A backend (a worker's task) is blocked on a lock while writing `table`."""
-    return bool(
-        stack.scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query ILIKE %s",
-            [f"%{table}%"],
-        )
-    )
-
-
 def _kill_worker_mid_task(stack: Stack, table: str) -> float:
     """SIGKILL the worker's main process (as the OOM killer would) while a task of it is blocked
     writing `table`; returns when the supervisor's new worker is ready (its monotonic time)."""
-    assert wait_for(lambda: _waiting_on(stack, table), 30), f"no task reached {table}"
+    assert wait_for(lambda: stack.waiting_on(table), 30), f"no task reached {table}"
     web, worker = stack.current_pid("web"), stack.current_pid("worker")
     ready_before = stack.worker_ready_count()
     stack_log_before = len(stack.child_pids("worker"))
@@ -182,7 +145,7 @@ def test_worker_killed_mid_reward_pass_restarts_and_grants_arrive_once(
     stack: Stack, world: dict[str, Any]
 ) -> None:
     # given a rule "2 counted likes -> badge", four users who qualify and one who does not
-    rule = _badge_rule(stack, "total_likes", threshold=2)
+    rule = stack.badge_rule("total_likes", threshold=2)
     users = [stack.register("liker") for _ in range(5)]
     # when their likes arrive while the reward pass is held mid-way (grants table locked) and
     # the worker is SIGKILLed with the pass in flight
@@ -197,10 +160,10 @@ def test_worker_killed_mid_reward_pass_restarts_and_grants_arrive_once(
     released_at = time.monotonic()
     # then every qualifying user gets the badge exactly once, with one feed entry
     expected = sorted((user_id, 1) for user_id, _ in users[:4])
-    granted = wait_for(lambda: _grants(stack, rule) == expected, 60)
+    granted = wait_for(lambda: stack.grants(rule) == expected, 60)
     caught_up = time.monotonic() - max(ready_at, released_at)
     print(f"\nreward pass after the worker's SIGKILL: grants {caught_up:.1f} s after it was back")
-    assert granted, _grants(stack, rule)
+    assert granted, stack.grants(rule)
     assert caught_up <= CATCH_UP_TARGET
     assert (
         stack.scalar(
@@ -306,8 +269,8 @@ def _outage(
 def test_redis_outage_while_votes_and_likes_arrive(stack: Stack, world: dict[str, Any]) -> None:
     # given a poll, a participation badge for it, a likes badge, and six users writing
     sticker, options = _poll(stack, world)
-    voters_rule = _badge_rule(stack, "sticker_participation", sticker_id=sticker)
-    likes_rule = _badge_rule(stack, "total_likes", threshold=3)
+    voters_rule = stack.badge_rule("sticker_participation", sticker_id=sticker)
+    likes_rule = stack.badge_rule("total_likes", threshold=3)
     users = [stack.register("writer") for _ in range(6)]
     worker, beat = stack.current_pid("worker"), stack.current_pid("beat")
     restarts_before = stack.log().count("exited unexpectedly")
@@ -347,7 +310,7 @@ def test_redis_outage_while_votes_and_likes_arrive(stack: Stack, world: dict[str
         )
     )
     grants_ok = wait_for(
-        lambda: _grants(stack, voters_rule) == voters and _grants(stack, likes_rule) == likers,
+        lambda: stack.grants(voters_rule) == voters and stack.grants(likes_rule) == likers,
         60,
         0.2,
     )
@@ -357,7 +320,7 @@ def test_redis_outage_while_votes_and_likes_arrive(stack: Stack, world: dict[str
         f"grants at +{grants_lag:.1f} s"
     )
     assert live_ok
-    assert grants_ok, (_grants(stack, voters_rule), _grants(stack, likes_rule), likers)
+    assert grants_ok, (stack.grants(voters_rule), stack.grants(likes_rule), likers)
     assert likers  # someone qualified, so the check means something
     assert live_lag <= CATCH_UP_TARGET
     assert grants_lag <= CATCH_UP_TARGET
@@ -368,7 +331,7 @@ def test_postgres_restart_under_load_answers_503_then_recovers(
 ) -> None:
     # given a poll, a likes badge, and users reading and writing
     sticker, options = _poll(stack, world)
-    likes_rule = _badge_rule(stack, "total_likes", threshold=3)
+    likes_rule = stack.badge_rule("total_likes", threshold=3)
     users = [stack.register("pg") for _ in range(4)]
     actions = _write_actions(world, users, sticker, options)
     reader_token = users[0][1]
@@ -424,7 +387,7 @@ def test_postgres_restart_under_load_answers_503_then_recovers(
             [[user_id for user_id, _ in users]],
         )
     )
-    grants_ok = wait_for(lambda: _grants(stack, likes_rule) == likers, 60, 0.2)
+    grants_ok = wait_for(lambda: stack.grants(likes_rule) == likers, 60, 0.2)
     grants_lag = time.monotonic() - back_at
     print(
         f"after PostgreSQL returned: live tally exact at +{live_lag:.1f} s, "

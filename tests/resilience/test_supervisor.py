@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from functools import partial
 
+import psycopg
 import pytest
 
 from tests.resilience.stack import Stack, pid_alive, port_open, wait_for
@@ -81,6 +82,57 @@ def test_a_killed_web_server_is_restarted_too(stack: Stack) -> None:
     assert wait_for(partial(_restarted, stack, "web", web), 15)
     assert wait_for(lambda: _healthy(stack), 30)
     assert f"web (pid {web}) exited unexpectedly (status 137)" in stack.log()
+
+
+def _sweeps_done(stack: Stack) -> int:
+    return stack.log().count("Task polls.tasks.close_due_stickers[")  # received + succeeded
+
+
+@pytest.mark.parametrize("seconds", [5, 60])
+def test_the_worker_rides_out_a_broker_outage_with_a_task_in_flight(
+    stack: Stack, seconds: int
+) -> None:
+    # given a reward pass in flight (unacknowledged, held mid-way on the grants table) for a user
+    # who just liked two videos under a "2 likes -> badge" rule
+    creator = stack.register("creator")[1]
+    videos = [
+        stack.request(
+            "POST", "/api/v1/videos", {"title": "v", "duration_ms": 1000}, token=creator
+        ).body["id"]
+        for _ in range(2)
+    ]
+    rule = stack.badge_rule("total_likes", threshold=2)
+    first_id, first = stack.register("liker")
+    worker = stack.current_pid("worker")
+    exits_before = stack.log().count("exited unexpectedly")
+    with psycopg.connect(stack.database_url, connect_timeout=5) as holder:
+        holder.execute("LOCK TABLE rewards_grant IN SHARE ROW EXCLUSIVE MODE")
+        for video in videos:
+            assert stack.request("PUT", f"/api/v1/videos/{video}/like", token=first).status == 201
+        assert wait_for(lambda: stack.waiting_on("rewards_grant"), 30)
+        # when Redis stops, the task finishes while it is away (its ack cannot be sent), and
+        # Redis comes back after `seconds`
+        stack.stop_redis()
+        holder.rollback()
+    time.sleep(seconds)
+    stack.start_redis()
+    back_at = time.monotonic()
+    sweeps = _sweeps_done(stack)
+    # then the same worker process, never restarted, is consuming again within seconds
+    consuming = wait_for(lambda: _sweeps_done(stack) > sweeps, 30, 0.2)
+    reconnected = time.monotonic() - back_at
+    print(f"\nbroker down {seconds} s: the worker consumed again {reconnected:.1f} s after")
+    assert consuming
+    assert reconnected <= 10
+    assert stack.current_pid("worker") == worker and pid_alive(worker)
+    assert stack.log().count("exited unexpectedly") == exits_before
+    assert "Unrecoverable error" not in stack.log()
+    # and the grant of the pass in flight exists once; a like after the return is granted too
+    second_id, second = stack.register("liker")
+    for video in videos:
+        assert stack.request("PUT", f"/api/v1/videos/{video}/like", token=second).status == 201
+    expected = sorted([(first_id, 1), (second_id, 1)])
+    assert wait_for(lambda: stack.grants(rule) == expected, 30), stack.grants(rule)
 
 
 def test_ctrl_c_stops_everything_it_started(stack: Stack) -> None:
