@@ -131,8 +131,14 @@ def test_the_worker_rides_out_a_broker_outage_with_a_task_in_flight(
     second_id, second = stack.register("liker")
     for video in videos:
         assert stack.request("PUT", f"/api/v1/videos/{video}/like", token=second).status == 201
-    expected = sorted([(first_id, 1), (second_id, 1)])
-    assert wait_for(lambda: stack.grants(rule) == expected, 30), stack.grants(rule)
+
+    # (other users who liked twice, in earlier tests, may earn the new rule's badge too: a rule
+    # applies to history; each grant still exists once)
+    def granted_once() -> bool:
+        grants = dict(stack.grants(rule))
+        return set(grants.values()) == {1} and {first_id, second_id} <= grants.keys()
+
+    assert wait_for(granted_once, 30), stack.grants(rule)
 
 
 def test_ctrl_c_stops_everything_it_started(stack: Stack) -> None:
