@@ -171,6 +171,28 @@ class Stack:
                 continue
         return [pid for pid in pids if pid_alive(pid)]
 
+    def everything_started(self) -> list[int]:
+        """Pids of every process this run started: web, worker, beat (with their pools) and
+        the two servers."""
+        children = [
+            pid
+            for name in ("web", "worker", "beat")
+            for pid in self.group_pids(self.current_pid(name))
+        ]
+        return children + self.server_pids()
+
+    def stop_by(self, *signals: int) -> float:
+        """Send these signals to the whole process group (50 ms apart) and wait for `make run`
+        to end; how long that took (s)."""
+        assert self.process is not None
+        started = time.monotonic()
+        for index, signum in enumerate(signals):
+            if index:
+                time.sleep(0.05)
+            self.signal_group(signum)
+        self.process.wait(timeout=20)
+        return time.monotonic() - started
+
     def signal_group(self, signum: int) -> None:
         """Signal `make run`'s process group, as a process manager or a terminal does."""
         assert self.process is not None
