@@ -6,8 +6,8 @@ from collections.abc import Callable
 from django.db import transaction
 
 from core.client import ClientInfo
-from engagement.models import Comment, User, Video
-from engagement.services import interactions, videos
+from engagement.models import Comment, Report, User, Video
+from engagement.services import interactions, reports, videos
 
 DEMO_PASSWORD = "demo-pass-123"
 STAFF_USERNAME = "admin"
@@ -66,6 +66,31 @@ def seed(log: Callable[[str], None]) -> None:
                     interactions.comment_create(
                         user=viewer, video_id=video.pk, text=text, client=demo_client
                     )
+    _seed_reports(viewers, demo_client)
     log(f"Staff account for /admin/: username '{STAFF_USERNAME}', password '{staff_password}'")
     names = ", ".join([name for name, _, _ in CREATORS] + VIEWERS)
     log(f"Demo users (password '{DEMO_PASSWORD}'): {names}")
+
+
+def _seed_reports(viewers: list[User], client: ClientInfo) -> None:
+    """Two open reports for the admin's review queue; once a report exists (open or reviewed),
+    seeding again leaves it, so a demo review is not undone by the next `make run`."""
+    dave, erin, frank, _ = viewers
+    video = Video.objects.get(creator__username="bob")
+    comment = Comment.objects.filter(user=frank).order_by("id").first()
+    wanted = [
+        (dave, Report.TargetType.VIDEO, video.pk, "The title promises more than the video shows."),
+    ]
+    if comment is not None:
+        wanted.append((erin, Report.TargetType.COMMENT, comment.pk, "Emoji spam."))
+    for reporter, target_type, target_id, reason in wanted:
+        if not Report.objects.filter(
+            reporter=reporter, target_type=target_type, target_id=target_id
+        ).exists():
+            reports.report_file(
+                reporter=reporter,
+                target_type=target_type,
+                target_id=target_id,
+                reason=reason,
+                client=client,
+            )

@@ -227,3 +227,93 @@ class Follow(Interaction):
 
     def __str__(self) -> str:
         return f"{self.user_id} follows {self.creator_id}"
+
+
+class ReportTargetType(models.TextChoices):
+    USER = "user"
+    VIDEO = "video"
+    COMMENT = "comment"
+
+
+class ReportStatus(models.TextChoices):
+    OPEN = "open"
+    ACTIONED = "actioned"
+    DISMISSED = "dismissed"
+
+
+class Report(models.Model):
+    """A user's report of a user, video or comment, for staff to review (SPEC §3 Reports).
+
+    A reporter has at most one *open* report per target (a partial unique constraint), so a
+    repeated report answers with the open one; once staff action or dismiss it, a new report
+    can open. Like interaction rows it keeps the reporter's IP and device: reports are an
+    integrity signal, and a burst of reports from one device is evidence too. The target is a
+    (type, id) pair, not a foreign key: one table for three kinds of target, read by integrity
+    through the (target_type, target_id, status) index.
+    """
+
+    TargetType = ReportTargetType
+    Status = ReportStatus
+
+    REASON_MAX_LENGTH = 500
+    REVIEW_NOTE_MAX_LENGTH = 1000
+
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="reports_filed",
+        db_index=False,
+    )
+    target_type = models.CharField(max_length=16, choices=TargetType.choices)
+    target_id = models.BigIntegerField()
+    reason = models.CharField(max_length=REASON_MAX_LENGTH)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    device_id = models.CharField(max_length=128, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reports_reviewed",
+    )
+    review_note = models.CharField(max_length=REVIEW_NOTE_MAX_LENGTH, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reporter", "target_type", "target_id"],
+                condition=Q(status=ReportStatus.OPEN),
+                name="report_one_open_per_target",
+            ),
+            models.CheckConstraint(
+                condition=Q(target_type__in=ReportTargetType.values),
+                name="report_target_type_valid",
+            ),
+            models.CheckConstraint(condition=Q(target_id__gt=0), name="report_target_id_positive"),
+            models.CheckConstraint(
+                condition=Q(status__in=ReportStatus.values),
+                name="report_status_valid",
+            ),
+            models.CheckConstraint(condition=~Q(reason=""), name="report_reason_not_empty"),
+            # An open report has no review; a reviewed one says when (its reviewer may be
+            # deleted later, so reviewed_by is not required).
+            models.CheckConstraint(
+                condition=(Q(status=ReportStatus.OPEN) & Q(reviewed_at__isnull=True))
+                | (~Q(status=ReportStatus.OPEN) & Q(reviewed_at__isnull=False)),
+                name="report_reviewed_iff_not_open",
+            ),
+        ]
+        indexes = [
+            # GET me/reports (newest first) and the user's admin page; covers the reporter FK.
+            models.Index(fields=["reporter", "-id"], name="report_reporter_idx"),
+            # Integrity and the admin: the reports of one target, by status.
+            models.Index(fields=["target_type", "target_id", "status"], name="report_target_idx"),
+            # The admin's review queue: open reports, oldest first.
+            models.Index(fields=["status", "created_at"], name="report_status_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"report {self.pk}: {self.target_type} {self.target_id} ({self.status})"

@@ -3,7 +3,7 @@
 from django.db.models import Prefetch, QuerySet
 
 from core.exceptions import NotFound
-from engagement.models import Comment, CommentLike, Hashtag, Like, User, Video
+from engagement.models import Comment, CommentLike, Hashtag, Like, Report, User, Video
 from engagement.services.counters import video_counts
 
 
@@ -51,3 +51,8 @@ def comments_decorate(comments: list[Comment], *, viewer: User) -> list[Comment]
     for comment in comments:
         comment.viewer_liked = comment.pk in liked  # type: ignore[attr-defined]
     return comments
+
+
+def user_reports(*, user: User) -> QuerySet[Report]:
+    """The reports a user filed, newest first (the `report_reporter_idx` index)."""
+    return Report.objects.filter(reporter=user).order_by("-id")

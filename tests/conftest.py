@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db.models import Max, Model, Sum
+from django.db.models import Count, Max, Model, Sum
 from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 
@@ -29,6 +29,7 @@ from engagement.models import (
     Hashtag,
     Like,
     Play,
+    Report,
     Share,
     User,
     Video,
@@ -176,6 +177,7 @@ _STATE_MODELS: tuple[type[Model], ...] = (
     Share,
     Play,
     Follow,
+    Report,
     IdempotencyRecord,
 )
 
@@ -192,6 +194,9 @@ def database_state() -> dict[str, Any]:
         likes=Sum("likes"), comments=Sum("comments"), shares=Sum("shares"), plays=Sum("plays")
     )
     state["comment like counts"] = Comment.objects.aggregate(total=Sum("like_count"))["total"]
+    state["report statuses"] = dict(
+        Report.objects.values_list("status").annotate(count=Count("id")).order_by()
+    )
     return state
 
 

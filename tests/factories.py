@@ -6,7 +6,17 @@ import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from engagement.models import Comment, CommentLike, Follow, Like, Play, Share, User, Video
+from engagement.models import (
+    Comment,
+    CommentLike,
+    Follow,
+    Like,
+    Play,
+    Report,
+    Share,
+    User,
+    Video,
+)
 from polls.models import Checkpoint, CheckpointOption, Sticker, StickerOption, Vote
 from rewards.models import Badge, Perk, RewardRule
 
@@ -92,6 +102,18 @@ class FollowFactory(DjangoModelFactory[Follow]):
 
     user = factory.SubFactory(UserFactory)
     creator = factory.SubFactory(UserFactory)
+
+
+class ReportFactory(DjangoModelFactory[Report]):
+    """An open report of a video (the target is not checked: pass a real one when it matters)."""
+
+    class Meta:
+        model = Report
+
+    reporter = factory.SubFactory(UserFactory)
+    target_type = Report.TargetType.VIDEO
+    target_id = factory.LazyFunction(lambda: VideoFactory.create().pk)
+    reason = factory.Sequence(lambda n: f"Reason {n}")
 
 
 # --- polls ------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
 from core.fields import StrictBooleanField, StrictCharField, StrictIntegerField, StrictRegexField
-from engagement.models import Comment, Play, Share, User, Video
+from engagement.models import Comment, Play, Report, Share, User, Video
 
 MAX_DURATION_MS = 10 * 60 * 60 * 1000  # ten hours
 
@@ -183,3 +183,16 @@ class FollowInputSerializer(serializers.Serializer):
 class FollowStateSerializer(serializers.Serializer):
     creator_id = serializers.IntegerField()
     following = serializers.BooleanField()
+
+
+# --- reports -----------------------------------------------------------------------------------
+class ReportCreateSerializer(serializers.Serializer):
+    target_type = serializers.ChoiceField(choices=Report.TargetType.choices)
+    target_id = StrictIntegerField(min_value=1, max_value=2**63 - 1)
+    reason = StrictCharField(min_length=1, max_length=Report.REASON_MAX_LENGTH)
+
+
+class ReportSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Report
+        fields = ["id", "target_type", "target_id", "reason", "status", "created_at"]

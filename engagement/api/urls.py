@@ -23,4 +23,6 @@ urlpatterns = [
     path("videos/<id:video_id>/plays", views.PlayCreateView.as_view(), name="video-plays"),
     path("comments/<id:comment_id>/like", views.CommentLikeView.as_view(), name="comment-like"),
     path("creators/<id:user_id>/follow", views.FollowView.as_view(), name="creator-follow"),
+    path("reports", views.ReportCreateView.as_view(), name="reports"),
+    path("me/reports", views.MyReportsView.as_view(), name="my-reports"),
 ]

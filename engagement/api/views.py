@@ -7,14 +7,14 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api.base import BaseAPIView, BaseGenericAPIView
+from core.api.base import BaseAPIView, BaseGenericAPIView, BaseListAPIView
 from core.client import client_info
 from core.exceptions import InvalidInput, NotFound
 from core.throttling import AuthThrottle
 from engagement import selectors
 from engagement.api import serializers as s
-from engagement.models import Comment, DeviceToken, User, Video
-from engagement.services import accounts, interactions, videos
+from engagement.models import Comment, DeviceToken, Report, User, Video
+from engagement.services import accounts, interactions, reports, videos
 from engagement.services.counters import video_counts
 
 
@@ -291,3 +291,39 @@ class FollowView(BaseAPIView):
         assert isinstance(request.user, User)
         interactions.creator_unfollow(user=request.user, creator_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- reports -----------------------------------------------------------------------------------
+class ReportCreateView(BaseAPIView):
+    @extend_schema(
+        request=s.ReportCreateSerializer,
+        responses={201: s.ReportSerializer, 200: s.ReportSerializer},
+        tags=["reports"],
+        description="Report a user, video or comment to staff: 201 with the new report, or 200 "
+        "with your open report on the same target (unchanged) when you have one. 404 for an "
+        "unknown target, 400 `cannot_report_self` for reporting yourself.",
+    )
+    def post(self, request: Request) -> Response:
+        data = s.ReportCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assert isinstance(request.user, User)
+        result = reports.report_file(
+            reporter=request.user, client=client_info(request), **data.validated_data
+        )
+        return Response(
+            s.ReportSerializer(result.report).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+@extend_schema(
+    tags=["reports"],
+    description="Your reports, newest first, with their status: `open` until staff review it, "
+    "then `actioned` or `dismissed`.",
+)
+class MyReportsView(BaseListAPIView):
+    serializer_class = s.ReportSerializer
+
+    def get_queryset(self) -> QuerySet[Report]:
+        assert isinstance(self.request.user, User)
+        return selectors.user_reports(user=self.request.user)

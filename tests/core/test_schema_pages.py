@@ -17,6 +17,7 @@ from tests.factories import (
     CommentFactory,
     LikeFactory,
     PerkFactory,
+    ReportFactory,
     RewardRuleFactory,
     StickerFactory,
     UserFactory,
@@ -34,6 +35,7 @@ PAGINATED_GETS = {
     "/api/v1/me/badges": "MyBadge",
     "/api/v1/me/perks": "Entitlement",
     "/api/v1/me/activity": "Activity",
+    "/api/v1/me/reports": "Report",
 }
 
 
@@ -131,8 +133,8 @@ def _validator(schema: dict[str, Any], path: str) -> Draft202012Validator:
 
 @pytest.fixture
 def viewer_with_history(user: User) -> User:
-    """A user with likes, a comment, a badge, a perk and their activity feed (the real consumer
-    wrote it), and a video with a sticker."""
+    """A user with likes, a comment, a report, a badge, a perk and their activity feed (the real
+    consumer wrote it), and a video with a sticker."""
     RewardRuleFactory.create(threshold=2)
     RewardRuleFactory.create(threshold=3, perk=PerkFactory.create())
     videos = VideoFactory.create_batch(5)
@@ -140,6 +142,7 @@ def viewer_with_history(user: User) -> User:
         LikeFactory.create(user=user, video=video)
     CommentFactory.create(user=user, video=videos[0])
     StickerFactory.create(video=videos[0], options=["A", "B"])
+    ReportFactory.create(reporter=user, target_id=videos[1].pk)
     reward_events_process()
     return user
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from engagement.demo import CREATORS, DEMO_PASSWORD, STAFF_USERNAME, VIEWERS
-from engagement.models import Comment, Follow, Like, User, Video
+from engagement.models import Comment, Follow, Like, Report, User, Video
 from engagement.services.counters import video_counts
 from tests.conftest import database_state
 
@@ -34,6 +34,10 @@ def test_seed_demo_creates_the_demo_data() -> None:
     assert Like.objects.count() == 3 * len(VIEWERS)
     assert Follow.objects.count() == 3 * len(VIEWERS)
     assert Comment.objects.count() == 3 * 3
+    assert sorted(Report.objects.values_list("target_type", "status")) == [
+        ("comment", "open"),
+        ("video", "open"),
+    ]
     for video in Video.objects.all():
         assert video_counts([video.pk])[video.pk] == {
             "likes": len(VIEWERS),
