@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "engagement",
     "polls",
     "rewards",
+    "analytics",
 ]
 
 MIDDLEWARE = [
