@@ -11,7 +11,6 @@ from engagement.admin import BigTableAdmin
 from rewards.models import (
     ActivityEvent,
     Badge,
-    ConsumerCursor,
     Entitlement,
     Grant,
     Perk,
@@ -215,8 +214,3 @@ class ActivityEventAdmin(BigTableAdmin):
     search_fields = ("user__username",)
     autocomplete_fields = ("user",)
     raw_id_fields = ("video",)
-
-
-@admin.register(ConsumerCursor)
-class ConsumerCursorAdmin(admin.ModelAdmin):
-    list_display = ("name", "position", "updated_at")
