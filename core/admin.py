@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from core.models import IdempotencyRecord
+from core.models import IdempotencyRecord, Watermark
 
 
 @admin.register(IdempotencyRecord)
@@ -19,3 +19,9 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
         "created_at",
     )
     show_full_result_count = False
+
+
+@admin.register(Watermark)
+class WatermarkAdmin(admin.ModelAdmin):
+    list_display = ("name", "position", "updated_at")
+    search_fields = ("name",)

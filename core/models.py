@@ -29,3 +29,19 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key} ({self.response_status})"
+
+
+class Watermark(models.Model):
+    """How far one consumer has read one event source (core.eventlog).
+
+    Named `<consumer>:<source>` ("rewards:likes"), so the consumers to come keep their own
+    positions over the same tables. `position` is an id for sources read by id (everything up
+    to it is done) or microseconds since the epoch for sources read by time.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    position = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.position}"

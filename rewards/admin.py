@@ -2,7 +2,7 @@
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import models, transaction
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -11,7 +11,6 @@ from engagement.admin import BigTableAdmin
 from rewards.models import (
     ActivityEvent,
     Badge,
-    ConsumerCursor,
     Entitlement,
     Grant,
     Perk,
@@ -139,8 +138,7 @@ class RewardRuleAdmin(admin.ModelAdmin):
             obj.backfilled_at = None
         super().save_model(request, obj, form, change)  # type: ignore[arg-type]
         if activated:
-            rule_id = obj.pk
-            transaction.on_commit(lambda: backfill_request(rule_id=rule_id))
+            backfill_request(rule_id=obj.pk)
             self.message_user(request, "Backfill queued: the rule applies to history too.")
 
     @admin.action(description="Backfill: apply to history now")
@@ -215,8 +213,3 @@ class ActivityEventAdmin(BigTableAdmin):
     search_fields = ("user__username",)
     autocomplete_fields = ("user",)
     raw_id_fields = ("video",)
-
-
-@admin.register(ConsumerCursor)
-class ConsumerCursorAdmin(admin.ModelAdmin):
-    list_display = ("name", "position", "updated_at")

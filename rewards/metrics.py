@@ -8,16 +8,16 @@ is normal; minutes mean it is stuck or down.
 """
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from core.eventlog import position_as_time
 from core.metrics.collectors import scrape_cursor
+from core.models import Watermark
 from polls.models import Sticker
-from rewards.models import ConsumerCursor
-from rewards.services.events import EVENT_TABLES, FINALS
+from rewards.services.events import EVENT_TABLES, FINALS, watermark_name
 
 
 class RewardConsumerLagCollector:
@@ -36,7 +36,13 @@ class RewardConsumerLagCollector:
             labels=["source"],
         )
         with scrape_cursor() as cursor:
-            positions = dict(ConsumerCursor.objects.values_list("name", "position"))
+            names = {watermark_name(source): source for source in [*EVENT_TABLES, FINALS]}
+            positions = {
+                names[name]: position
+                for name, position in Watermark.objects.filter(name__in=names).values_list(
+                    "name", "position"
+                )
+            }
             for source, model in EVENT_TABLES.items():
                 position = positions.get(source, 0)
                 table = model._meta.db_table
@@ -50,7 +56,7 @@ class RewardConsumerLagCollector:
                 newest, age = cursor.fetchone()
                 events.add_metric([source], max((newest or 0) - position, 0))
                 seconds.add_metric([source], max(float(age or 0), 0.0))
-            since = datetime.fromtimestamp(positions.get(FINALS, 0) / 1_000_000, tz=UTC)
+            since = position_as_time(positions.get(FINALS, 0))
             finals = Sticker.objects.filter(
                 state=Sticker.State.FINAL, kind=Sticker.Kind.ENDING, finalized_at__gt=since
             ).aggregate(count=Count("id"), oldest=Min("finalized_at"))

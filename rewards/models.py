@@ -203,14 +203,3 @@ class ActivityEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.user_id}"
-
-
-class ConsumerCursor(models.Model):
-    """How far a consumer has read an event table (ids below `position` are done)."""
-
-    name = models.CharField(max_length=64, primary_key=True)
-    position = models.BigIntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"{self.name} @ {self.position}"

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from core.enqueue import enqueue_now
 from core.wakeups import woken
 from rewards.services.events import reward_events_process
 from rewards.services.grants import rule_backfill, rules_backfill_pending
@@ -12,7 +13,7 @@ def process_reward_events() -> int:
     woken("rewards.tasks.process_reward_events")
     report = reward_events_process()
     if report.more:
-        process_reward_events.delay()
+        enqueue_now(process_reward_events.name)
     return report.grants
 
 

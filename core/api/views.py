@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from celery import current_app
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django_redis import get_redis_connection
@@ -40,9 +41,8 @@ def _check_redis() -> None:
 
 
 def _check_broker() -> None:
-    from config.celery import app
-
-    with app.connection_for_write() as conn:
+    # Celery's current app is config.celery's (core imports no config).
+    with current_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
         conn.default_channel.client.ping()  # type: ignore[attr-defined]
 

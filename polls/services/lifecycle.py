@@ -38,13 +38,9 @@ def sticker_close(*, actor: User, sticker_id: int) -> Sticker:
     sticker.state = Sticker.State.CLOSED
     sticker.closed_at = now
     sticker.save(update_fields=["state", "closed_at", "updated_at"])
-    transaction.on_commit(lambda: _after_close(sticker_id))
-    return sticker
-
-
-def _after_close(sticker_id: int) -> None:
-    sticker_cache_forget(sticker_id)
+    transaction.on_commit(lambda: sticker_cache_forget(sticker_id))
     finalize_request(sticker_id=sticker_id)
+    return sticker
 
 
 @transaction.atomic

@@ -27,6 +27,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_redis import get_redis_connection
 
+from core.enqueue import (
+    enqueue_flag_clear,
+    enqueue_flag_key,
+    enqueue_now,
+    enqueue_on_commit,
+    task_send,
+)
 from core.wakeups import wake
 from engagement.models import Comment, CommentLike
 from polls.models import Sticker, StickerOption, StickerResult, StickerTally, Vote
@@ -101,17 +108,25 @@ def _redis_key(name: str) -> str:
 # started TALLY_MARK_GRACE_SECONDS after its latest mark, so a vote committing within that grace
 # of its mark is always counted.
 DIRTY_SET = "polls:tally-marks"
-REFRESH_FLAG = "polls:tally-refresh-queued"
+REFRESH_FLAG = "polls:tally-refresh-queued"  # the once-key of core.enqueue
+# Queued by name (core.enqueue): services do not import the tasks that call them.
+REFRESH_TASK = "polls.tasks.refresh_dirty_tallies"
+FINALIZE_TASK = "polls.tasks.finalize_sticker"
 
 
 def tally_mark_queue(pipe: Any, sticker_id: int) -> None:
     """Add the mark of a sticker to a Redis pipeline (its replies: see `tally_mark_sent`)."""
     pipe.zadd(_redis_key(DIRTY_SET), {str(sticker_id): time.time()}, gt=True)
-    pipe.set(_redis_key(REFRESH_FLAG), 1, nx=True, ex=REFRESH_FLAG_TTL)
+    pipe.set(enqueue_flag_key(REFRESH_FLAG), 1, nx=True, ex=REFRESH_FLAG_TTL)
 
 
 def tally_mark_sent(replies: list[Any]) -> None:
-    """After the pipeline ran, with its two replies: queue a refresh if none was queued."""
+    """After the pipeline ran, with its two replies: queue a refresh if none was queued.
+
+    Sent now, not after commit: the vote path has no transaction (the vote is one statement,
+    which may not even have run yet); the mark's grace (TALLY_MARK_GRACE_SECONDS) is what
+    makes a refresh see it. The flag was claimed on the pipeline, so this costs no round trip.
+    """
     if replies[1]:
         _refresh_queue()
 
@@ -134,13 +149,8 @@ def tally_request(*, sticker_id: int) -> None:
 
 
 def _refresh_queue() -> None:
-    from polls.tasks import refresh_dirty_tallies
-
-    try:
-        refresh_dirty_tallies.apply_async(countdown=settings.TALLY_DEBOUNCE_SECONDS)
-    except Exception:
-        cache.delete(REFRESH_FLAG)
-        logger.warning("broker unreachable; the sweep will refresh the dirty tallies")
+    """Send the refresh whose flag the caller claimed (cleared again if the broker is down)."""
+    task_send(REFRESH_TASK, countdown=settings.TALLY_DEBOUNCE_SECONDS, once_key=REFRESH_FLAG)
 
 
 def tallies_refresh_dirty() -> list[int]:
@@ -150,16 +160,19 @@ def tallies_refresh_dirty() -> list[int]:
     key = _redis_key(DIRTY_SET)
     started = time.time()
     # Clear the flag before reading the set: a mark made after this queues the next run.
-    connection_.delete(_redis_key(REFRESH_FLAG))
+    enqueue_flag_clear(REFRESH_FLAG)
     sticker_ids = sorted(int(value) for value in connection_.zrange(key, 0, -1))
     tallies_refresh(sticker_ids)
     # Marks older than the grace before this run started: every vote they announced was
     # committed when the aggregation took its snapshot. Newer marks stay for another cycle.
     connection_.zremrangebyscore(key, "-inf", started - settings.TALLY_MARK_GRACE_SECONDS)
-    if connection_.zcard(key) and connection_.set(
-        _redis_key(REFRESH_FLAG), 1, nx=True, ex=REFRESH_FLAG_TTL
-    ):
-        _refresh_queue()
+    if connection_.zcard(key):
+        enqueue_now(
+            REFRESH_TASK,
+            countdown=settings.TALLY_DEBOUNCE_SECONDS,
+            once_key=REFRESH_FLAG,
+            once_ttl=REFRESH_FLAG_TTL,
+        )
     return sticker_ids
 
 
@@ -406,13 +419,15 @@ def sticker_recount(*, sticker_id: int) -> bool:
 # A closed sticker's finalization is queued again this long after the last time (the closing
 # sweep asks every CLOSE_SWEEP_SECONDS): a task lost with a killed worker, whose message waits
 # for the broker's visibility timeout, is replaced within seconds. A duplicate finds the
-# sticker final and does nothing.
+# sticker final and does nothing. (The task does not clear this flag: it expires.)
 FINALIZE_REQUEUE_SECONDS = 8
 
 
 def finalize_request(*, sticker_id: int) -> None:
-    """Queue finalization unless it was queued in the last FINALIZE_REQUEUE_SECONDS."""
-    from polls.tasks import finalize_sticker
-
-    if cache.add(f"polls:finalize-queued:{sticker_id}", 1, FINALIZE_REQUEUE_SECONDS):
-        finalize_sticker.delay(sticker_id)
+    """Queue finalization after commit, unless queued in the last FINALIZE_REQUEUE_SECONDS."""
+    enqueue_on_commit(
+        FINALIZE_TASK,
+        sticker_id,
+        once_key=f"polls:finalize-queued:{sticker_id}",
+        once_ttl=FINALIZE_REQUEUE_SECONDS,
+    )

@@ -1,28 +1,39 @@
 """The rewards consumer: reads the interaction and vote tables past its watermarks.
 
-Woken after commits (core.wakeups) and run by a periodic sweep, so a broker outage or a killed
-worker delays grants but never loses them. Each run, per source table:
+Written with the event-log kit (core.eventlog, docs/events.md). Woken after commits
+(core.wakeups) and run by a periodic sweep, so a broker outage or a killed worker delays grants
+but never loses them. Each run, per source table:
 1. reads rows with id > watermark (bounded batch), collects the users they touch;
 2. evaluates the rules that such a row can affect, restricted to those users (rules.rule_apply);
 3. writes feed entries for new likes and winning ending votes (ON CONFLICT DO NOTHING);
 4. advances the watermark, but only past rows older than SAFETY_LAG: a transaction that took an
    id earlier may commit a little later, so recent rows are read again next run. Re-reading is
    harmless (grants and feed entries are idempotent); skipping would not be.
-Stickers that became final are read by `finalized_at` with the same lag.
+Stickers that became final are read by `finalized_at` with the same lag. One consumer runs at a
+time across all workers (an advisory lock); the others skip the pass.
 """
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from core.eventlog import (
+    EventBatch,
+    consumer_lock,
+    event_batch_read,
+    time_safe,
+    watermark_advance,
+    watermark_advance_time,
+    watermark_time,
+)
 from engagement.models import CommentLike, Like, User, Video
 from polls.models import Answer, Sticker, StickerOption, Vote
-from rewards.models import ActivityEvent, ConsumerCursor, RewardRule
+from rewards.models import ActivityEvent, RewardRule
 from rewards.services.rules import Scope, rule_apply
 
 logger = logging.getLogger(__name__)
@@ -30,8 +41,9 @@ logger = logging.getLogger(__name__)
 SAFETY_LAG = timedelta(seconds=5)
 BATCH = 20_000
 
-# The event tables read by id, by the name of their watermark (ConsumerCursor); `finals` is
-# the fifth watermark, a time. rewards.metrics reports how far each one trails.
+# The event tables read by id, by source; `finals` is the fifth source, read by time. Each has
+# a watermark named "rewards:<source>" (core.models.Watermark). rewards.metrics reports how far
+# each one trails.
 EVENT_TABLES: dict[str, type[Model]] = {
     "likes": Like,
     "comment_likes": CommentLike,
@@ -39,6 +51,13 @@ EVENT_TABLES: dict[str, type[Model]] = {
     "answers": Answer,
 }
 FINALS = "finals"
+# (the lock's name from before the kit: old and new workers keep excluding each other in a deploy)
+CONSUMER_LOCK = "rewards-consumer"
+
+
+def watermark_name(source: str) -> str:
+    return f"rewards:{source}"
+
 
 LIKE_TRIGGERS = (
     RewardRule.Trigger.TOTAL_LIKES,
@@ -65,40 +84,23 @@ def _rules(triggers: tuple[str, ...]) -> list[RewardRule]:
     )
 
 
-def _read(table: str, cursor_name: str, user_column: str) -> tuple[list[int], int, int, int]:
-    """(distinct users, max id read, safe watermark, rows) for rows past the cursor."""
-    position = ConsumerCursor.objects.get_or_create(name=cursor_name)[0].position
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH batch AS (
-                SELECT id, {user_column} AS user_id, created_at FROM {table}
-                WHERE id > %s ORDER BY id LIMIT %s
-            )
-            SELECT coalesce(array_agg(DISTINCT user_id), '{{}}'), coalesce(max(id), 0),
-                   coalesce(max(id) FILTER (WHERE created_at < %s), 0), count(*)
-            FROM batch
-            """,
-            [position, BATCH, timezone.now() - SAFETY_LAG],
-        )
-        users, top, safe, rows = cursor.fetchone()
-    safe = int(safe)
-    if rows >= BATCH and safe <= position:
-        # A full batch of rows younger than the lag: move on rather than re-read it forever.
-        safe = int(top)
-    return list(users), int(top), max(safe, position), int(rows)
-
-
-def _advance(cursor_name: str, position: int) -> None:
-    ConsumerCursor.objects.filter(name=cursor_name, position__lt=position).update(position=position)
+def _read(source: str) -> EventBatch:
+    """The source's rows past its watermark, with the distinct users who wrote them."""
+    return event_batch_read(
+        table=EVENT_TABLES[source]._meta.db_table,
+        watermark=watermark_name(source),
+        columns=["user_id"],
+        safety_lag=SAFETY_LAG,
+        limit=BATCH,
+    )
 
 
 def _likes(report: RunReport) -> None:
-    users, top, safe, rows = _read(EVENT_TABLES["likes"]._meta.db_table, "likes", "user_id")
-    report.rows["likes"] = rows
-    if not rows:
+    batch = _read("likes")
+    report.rows["likes"] = batch.rows
+    if not batch.rows:
         return
-    position = ConsumerCursor.objects.get(name="likes").position
+    users = batch.distinct["user_id"]
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
@@ -115,14 +117,14 @@ def _likes(report: RunReport) -> None:
                 WHERE l.id > %s AND l.id <= %s AND l.counted
                 ON CONFLICT (kind, source_id) DO NOTHING
                 """,
-                [position, top],
+                [batch.start, batch.top],
             )
         for rule in _rules(LIKE_TRIGGERS):
             report.grants += rule_apply(rule, Scope(user_ids=users), source="event")
-        creators = _creators_of_liked_videos(position, top)
+        creators = _creators_of_liked_videos(batch.start, batch.top)
         for rule in _rules((RewardRule.Trigger.VIDEO_LIKES,)):
             report.grants += rule_apply(rule, Scope(user_ids=creators), source="event")
-        _advance("likes", safe)
+        watermark_advance(watermark_name("likes"), batch.safe)
 
 
 def _creators_of_liked_videos(low: int, high: int) -> list[int]:
@@ -136,37 +138,33 @@ def _creators_of_liked_videos(low: int, high: int) -> list[int]:
         return list(cursor.fetchone()[0])
 
 
-def _rows_touching_users(
-    table: str, name: str, triggers: tuple[str, ...]
-) -> Callable[[RunReport], None]:
+def _rows_touching_users(source: str, triggers: tuple[str, ...]) -> Callable[[RunReport], None]:
     """A source whose new rows affect only the rules of `triggers`, for the users who wrote them."""
 
     def step(report: RunReport) -> None:
-        users, _top, safe, rows = _read(table, name, "user_id")
-        report.rows[name] = rows
-        if not rows:
+        batch = _read(source)
+        report.rows[source] = batch.rows
+        if not batch.rows:
             return
+        scope = Scope(user_ids=batch.distinct["user_id"])
         with transaction.atomic():
             for rule in _rules(triggers):
-                report.grants += rule_apply(rule, Scope(user_ids=users), source="event")
-            _advance(name, safe)
+                report.grants += rule_apply(rule, scope, source="event")
+            watermark_advance(watermark_name(source), batch.safe)
 
     return step
 
 
 # Liking comments under a video with a comment_pick sticker is taking part in it.
-_comment_likes = _rows_touching_users(
-    EVENT_TABLES["comment_likes"]._meta.db_table, "comment_likes", PARTICIPATION_TRIGGERS
-)
-_votes = _rows_touching_users(EVENT_TABLES["votes"]._meta.db_table, "votes", PARTICIPATION_TRIGGERS)
-_answers = _rows_touching_users(EVENT_TABLES["answers"]._meta.db_table, "answers", ANSWER_TRIGGERS)
+_comment_likes = _rows_touching_users("comment_likes", PARTICIPATION_TRIGGERS)
+_votes = _rows_touching_users("votes", PARTICIPATION_TRIGGERS)
+_answers = _rows_touching_users("answers", ANSWER_TRIGGERS)
 
 
 def _finals(report: RunReport) -> None:
     """Stickers that became final: winning ending voters (feed + winning_ending rules)."""
-    cursor_row = ConsumerCursor.objects.get_or_create(name=FINALS)[0]
-    since = datetime.fromtimestamp(cursor_row.position / 1_000_000, tz=UTC)
-    now = timezone.now()
+    since = watermark_time(watermark_name(FINALS))
+    read_at = timezone.now()
     finals = list(
         Sticker.objects.filter(
             state=Sticker.State.FINAL, kind=Sticker.Kind.ENDING, finalized_at__gt=since
@@ -201,26 +199,21 @@ def _finals(report: RunReport) -> None:
             )
         for rule in _rules((RewardRule.Trigger.WINNING_ENDING,)):
             report.grants += rule_apply(rule, Scope(sticker_ids=sticker_ids), source="event")
-        safe = [at for _, at in finals if at is not None and at < now - SAFETY_LAG]
-        if safe:
-            position = int(max(safe).timestamp() * 1_000_000)
-            _advance(FINALS, position)
+        times = [at for _, at in finals if at is not None]
+        safe = time_safe(times, safety_lag=SAFETY_LAG, read_at=read_at)
+        if safe is not None:
+            watermark_advance_time(watermark_name(FINALS), safe)
 
 
 def reward_events_process() -> RunReport:
     """One pass of the consumer over every source. Safe to run concurrently and twice."""
     report = RunReport()
-    with connection.cursor() as cursor:
-        # One consumer at a time (across all workers); a second one simply skips this pass.
-        cursor.execute("SELECT pg_try_advisory_lock(hashtext('rewards-consumer'))")
-        if not cursor.fetchone()[0]:
+    # One consumer at a time (across all workers); a second one simply skips this pass.
+    with consumer_lock(CONSUMER_LOCK) as taken:
+        if not taken:
             return report
-    try:
         for step in (_likes, _comment_likes, _votes, _answers, _finals):
             step(report)
             if any(rows >= BATCH for rows in report.rows.values()):
                 report.more = True
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(hashtext('rewards-consumer'))")
     return report

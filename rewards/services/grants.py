@@ -1,14 +1,13 @@
 """Backfill, revocation and the rule lifecycle."""
 
-import logging
-
 from django.db import transaction
 from django.utils import timezone
 
+from core.enqueue import enqueue_on_commit
 from rewards.models import Entitlement, Grant, RewardRule
 from rewards.services.rules import Scope, rule_apply
 
-logger = logging.getLogger(__name__)
+BACKFILL_TASK = "rewards.tasks.backfill_rule"
 
 
 @transaction.atomic
@@ -23,13 +22,8 @@ def rule_backfill(*, rule_id: int) -> int:
 
 
 def backfill_request(*, rule_id: int) -> None:
-    """Queue a backfill (after commit). If the broker is down, the pending-rules sweep runs it."""
-    from rewards.tasks import backfill_rule
-
-    try:
-        backfill_rule.delay(rule_id)
-    except Exception:
-        logger.warning("broker unreachable; the sweep will backfill rule %s", rule_id)
+    """Queue a backfill after commit. If the broker is down, the pending-rules sweep runs it."""
+    enqueue_on_commit(BACKFILL_TASK, rule_id)
 
 
 def rules_backfill_pending() -> int:

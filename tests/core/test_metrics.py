@@ -30,9 +30,9 @@ from config.celery import app as celery_app
 from core.db import fetch_prepared
 from core.metrics.collectors import queue_keys
 from core.metrics.timing import RequestTimes, TimedRedisConnection, request_times
+from core.models import Watermark
 from engagement.models import Like, User
 from polls.models import Sticker, StickerTally
-from rewards.models import ConsumerCursor
 from tests.conftest import ROOT, _database_url, wait_until
 from tests.factories import (
     CommentFactory,
@@ -388,12 +388,12 @@ def test_reward_consumer_lag_counts_events_past_the_watermark() -> None:
         created_at=now - timedelta(seconds=100)
     )
     newest = Like.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    ConsumerCursor.objects.update_or_create(name="likes", defaults={"position": likes[0].pk})
+    Watermark.objects.update_or_create(name="rewards:likes", defaults={"position": likes[0].pk})
     vote = VoteFactory.create(created_at=now - timedelta(seconds=20))
-    ConsumerCursor.objects.update_or_create(name="votes", defaults={"position": vote.pk})
+    Watermark.objects.update_or_create(name="rewards:votes", defaults={"position": vote.pk})
 
     behind = scrape()
-    ConsumerCursor.objects.filter(name="likes").update(position=newest)
+    Watermark.objects.filter(name="rewards:likes").update(position=newest)
     caught_up = scrape()
 
     assert value(behind, "chorus_reward_consumer_lag_events", source="likes") == 3

@@ -10,10 +10,10 @@ from django.db.models import Model
 from django.test import Client
 from django.urls import reverse
 
+from core.models import Watermark
 from rewards.models import (
     ActivityEvent,
     Badge,
-    ConsumerCursor,
     Entitlement,
     Grant,
     Perk,
@@ -40,7 +40,7 @@ REWARDS_MODELS: list[type[Model]] = [
     Grant,
     Entitlement,
     ActivityEvent,
-    ConsumerCursor,
+    Watermark,  # the consumer's watermarks (core.Watermark since the event-log kit)
 ]
 
 
@@ -90,7 +90,7 @@ def test_staff_opens_every_changelist_and_change_page(staff: Client) -> None:
         Grant: Grant.objects.first(),  # type: ignore[dict-item]
         Entitlement: Entitlement.objects.first(),  # type: ignore[dict-item]
         ActivityEvent: ActivityEvent.objects.first(),  # type: ignore[dict-item]
-        ConsumerCursor: ConsumerCursor.objects.get(name="likes"),
+        Watermark: Watermark.objects.get(name="rewards:likes"),
     }
 
     for model, instance in instances.items():

@@ -13,9 +13,10 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from core.models import Watermark
 from core.wakeups import flag_key
 from engagement.models import Like
-from rewards.models import ActivityEvent, ConsumerCursor, Entitlement, Grant, RewardRule
+from rewards.models import ActivityEvent, Entitlement, Grant, RewardRule
 from rewards.services.events import SAFETY_LAG, RunReport, reward_events_process
 from rewards.services.grants import rule_backfill
 from rewards.services.rules import Scope, rule_apply
@@ -33,7 +34,7 @@ Kind = ActivityEvent.Kind
 
 
 def _likes_position() -> int:
-    return ConsumerCursor.objects.get(name="likes").position
+    return Watermark.objects.get(name="rewards:likes").position
 
 
 # --- feed entries and the watermark -----------------------------------------------------------

@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.models import Watermark
 from engagement.models import Like
 from engagement.services.interactions import video_unlike
 from polls.models import Answer, Sticker
-from rewards.models import ActivityEvent, ConsumerCursor, Entitlement, Grant, RewardRule
+from rewards.models import ActivityEvent, Entitlement, Grant, RewardRule
 from rewards.services.events import reward_events_process
 from rewards.services.grants import grants_revoke, rule_backfill
 from rewards.services.rules import rule_preview
@@ -515,7 +516,7 @@ def test_backfill_applies_a_rule_created_later_to_history() -> None:
     like(one_uncounted, videos[0], at=long_ago)
     like(one_uncounted, videos[1], at=long_ago, counted=False)
     assert reward_events_process().grants == 0
-    assert ConsumerCursor.objects.get(name="likes").position == Like.objects.latest("id").pk
+    assert Watermark.objects.get(name="rewards:likes").position == Like.objects.latest("id").pk
 
     # when a rule "2 likes" is created, the consumer has nothing new to read
     rule = RewardRuleFactory.create(threshold=2)

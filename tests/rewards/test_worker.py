@@ -19,8 +19,9 @@ from django.db import connection, transaction
 from django.test import Client
 from rest_framework.test import APIClient
 
+from core.models import Watermark
 from core.wakeups import flag_key
-from rewards.models import ActivityEvent, ConsumerCursor, Entitlement, Grant, RewardRule
+from rewards.models import ActivityEvent, Entitlement, Grant, RewardRule
 from rewards.services.events import reward_events_process
 from rewards.tasks import backfill_rule, process_reward_events
 from tests.conftest import ROOT, _database_url, wait_until
@@ -290,7 +291,7 @@ def test_a_consumer_killed_mid_run_grants_nothing_and_the_next_run_grants_once(
     assert Grant.objects.count() == 0
     assert Entitlement.objects.count() == 0
     assert ActivityEvent.objects.count() == 0
-    assert ConsumerCursor.objects.get(name="likes").position == 0
+    assert Watermark.objects.get(name="rewards:likes").position == 0
 
     # and the next run (here through the worker, as the sweep would) grants each once
     process_reward_events.delay()
