@@ -16,11 +16,13 @@ from django.utils.functional import cached_property
 from engagement.models import (
     Comment,
     CommentLike,
+    CountedFlip,
     DeviceToken,
     Follow,
     Hashtag,
     Like,
     Play,
+    Removal,
     Share,
     User,
     Video,
@@ -191,3 +193,50 @@ class FollowAdmin(BigTableAdmin):
     search_fields = ("user__username", "creator__username")
     autocomplete_fields = ("user", "creator", "source_video")
     readonly_fields = INTERACTION_READONLY
+
+
+class AppendOnlyAdmin(BigTableAdmin):
+    """A record table written only by services: staff read it, nobody edits it here."""
+
+    ordering = ("-id",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(CountedFlip)
+class CountedFlipAdmin(AppendOnlyAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "row_id",
+        "user_id",
+        "target_id",
+        "video_id",
+        "counted",
+        "interaction_created_at",
+        "created_at",
+    )
+    list_filter = ("kind", "counted", "created_at")
+
+
+@admin.register(Removal)
+class RemovalAdmin(AppendOnlyAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "row_id",
+        "user_id",
+        "target_id",
+        "video_id",
+        "counted",
+        "interaction_created_at",
+        "created_at",
+    )
+    list_filter = ("kind", "counted", "created_at")

@@ -24,17 +24,20 @@ from core.models import IdempotencyRecord
 from engagement.models import (
     Comment,
     CommentLike,
+    CountedFlip,
     DeviceToken,
     Follow,
     Hashtag,
     Like,
     Play,
+    Removal,
     Share,
     User,
     Video,
     VideoCounter,
     VideoHashtag,
 )
+from polls.models import CountedFlip as PollsCountedFlip
 from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,6 +180,9 @@ _STATE_MODELS: tuple[type[Model], ...] = (
     Play,
     Follow,
     IdempotencyRecord,
+    CountedFlip,
+    Removal,
+    PollsCountedFlip,
 )
 
 
