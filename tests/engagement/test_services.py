@@ -327,7 +327,7 @@ def test_hashtags_normalize() -> None:
 
 
 # --- removals (unlike, comment unlike, unfollow leave a record) -----------------------------------
-def _removals() -> list[dict[str, Any]]:
+def _removals() -> list[Any]:
     return list(
         Removal.objects.order_by("pk").values(
             "kind", "row_id", "user_id", "target_id", "video_id", "counted",
