@@ -23,11 +23,13 @@ from django.utils.safestring import SafeString
 from engagement.models import (
     Comment,
     CommentLike,
+    CountedFlip,
     DeviceToken,
     Follow,
     Hashtag,
     Like,
     Play,
+    Removal,
     Report,
     Share,
     User,
@@ -331,6 +333,12 @@ class ReportAdmin(BigTableAdmin):
             results = results | queryset.filter(target_id=int(term))
         return results, may_have_duplicates
 
+
+class AppendOnlyAdmin(BigTableAdmin):
+    """A record table written only by services: staff read it, nobody edits it here."""
+
+    ordering = ("-id",)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -399,3 +407,41 @@ def _review_message(result: ReviewResult, action: str) -> str:
     if result.skipped:
         message += f" {result.skipped} already reviewed, left as they were."
     return message
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(CountedFlip)
+class CountedFlipAdmin(AppendOnlyAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "row_id",
+        "user_id",
+        "target_id",
+        "video_id",
+        "counted",
+        "interaction_created_at",
+        "created_at",
+    )
+    list_filter = ("kind", "counted", "created_at")
+
+
+@admin.register(Removal)
+class RemovalAdmin(AppendOnlyAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "row_id",
+        "user_id",
+        "target_id",
+        "video_id",
+        "counted",
+        "interaction_created_at",
+        "created_at",
+    )
+    list_filter = ("kind", "counted", "created_at")

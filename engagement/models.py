@@ -317,3 +317,88 @@ class Report(models.Model):
 
     def __str__(self) -> str:
         return f"report {self.pk}: {self.target_type} {self.target_id} ({self.status})"
+
+
+# --- records of changes that leave no row behind -------------------------------------------------
+class InteractionKind(models.TextChoices):
+    """The interaction tables, by the name their flip and removal records use."""
+
+    LIKE = "like"
+    COMMENT_LIKE = "comment_like"
+    COMMENT = "comment"
+    SHARE = "share"
+    PLAY = "play"
+    FOLLOW = "follow"
+
+
+# Kinds whose rows their users can take back (the rest are never deleted by a request).
+REMOVABLE_KINDS = [
+    InteractionKind.LIKE.value,
+    InteractionKind.COMMENT_LIKE.value,
+    InteractionKind.FOLLOW.value,
+]
+
+
+class CountedFlip(models.Model):
+    """One row per interaction row whose `counted` flag a flip changed (SPEC §2.4, §5).
+
+    Written only by `engagement.services.counted`, in the transaction of the flip; append-only
+    (a trigger refuses UPDATE). Consumers read it by id past a watermark, with a safety lag on
+    `created_at` (when the flip was recorded): an id watermark over the interaction tables never
+    sees a later flip of a row it has passed. No foreign keys: a record outlives its row, and an
+    insert of a million records checks no parent. See docs/counted-flips.md.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=16, choices=InteractionKind.choices)
+    row_id = models.BigIntegerField()
+    # Who made the interaction; its target (video, comment for a comment like, creator for a
+    # follow); its video (a comment like's comment's video, a follow's source video or null).
+    user_id = models.BigIntegerField()
+    target_id = models.BigIntegerField()
+    video_id = models.BigIntegerField(null=True, blank=True)
+    # The flag's new value.
+    counted = models.BooleanField()
+    interaction_created_at = models.DateTimeField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "counted flip"
+
+    def __str__(self) -> str:
+        state = "counted" if self.counted else "uncounted"
+        return f"{self.kind} {self.row_id} {state}"
+
+
+class Removal(models.Model):
+    """One row per like, comment like or follow that its user took back (unlike, unfollow).
+
+    The interaction tables hold current state, so a removal deletes the row; this record, written
+    by the same statement, keeps what was removed for the consumers (churn). Append-only, read by
+    id past a watermark with a safety lag on `created_at` (when the removal happened).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=16, choices=InteractionKind.choices)
+    # The removed row: who, its target (video, comment or creator), its video (a comment like's
+    # comment's video, a follow's source video or null), its flag and its time.
+    row_id = models.BigIntegerField()
+    user_id = models.BigIntegerField()
+    target_id = models.BigIntegerField()
+    video_id = models.BigIntegerField(null=True, blank=True)
+    counted = models.BooleanField()
+    interaction_created_at = models.DateTimeField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=REMOVABLE_KINDS), name="removal_kind_removable"
+            ),
+        ]
+        # "Removals of this video in a window" (an analytics rollup recomputing a video's churn)
+        # without scanning the table; the watermark read goes by the primary key.
+        indexes = [models.Index(fields=["video_id", "created_at"], name="removal_video_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} removed {self.kind} {self.row_id}"

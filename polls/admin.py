@@ -8,12 +8,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from core.exceptions import ServiceError
-from engagement.admin import BigTableAdmin
+from engagement.admin import AppendOnlyAdmin, BigTableAdmin
 from engagement.models import User
 from polls.models import (
     Answer,
     Checkpoint,
     CheckpointOption,
+    CountedFlip,
     Sticker,
     StickerOption,
     StickerResult,
@@ -172,3 +173,18 @@ class StickerTallyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(CountedFlip)
+class CountedFlipAdmin(AppendOnlyAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "row_id",
+        "user_id",
+        "sticker_id",
+        "counted",
+        "interaction_created_at",
+        "created_at",
+    )
+    list_filter = ("kind", "counted", "created_at")

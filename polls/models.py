@@ -242,3 +242,34 @@ class StickerResult(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.rank} of {self.sticker_id}: {self.votes}"
+
+
+class CountedFlip(models.Model):
+    """One row per vote or quiz answer whose `counted` flag a flip changed (SPEC §2.4, §5).
+
+    Written only by `polls.services.counted`, in the transaction of the flip; append-only (a
+    trigger refuses UPDATE). Consumers read it by id past a watermark, with a safety lag on
+    `created_at` (when the flip was recorded). No foreign keys, as engagement.CountedFlip.
+    See docs/counted-flips.md.
+    """
+
+    class Kind(models.TextChoices):
+        VOTE = "vote"
+        ANSWER = "answer"
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    row_id = models.BigIntegerField()
+    user_id = models.BigIntegerField()
+    sticker_id = models.BigIntegerField()
+    # The flag's new value.
+    counted = models.BooleanField()
+    interaction_created_at = models.DateTimeField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "counted flip"
+
+    def __str__(self) -> str:
+        state = "counted" if self.counted else "uncounted"
+        return f"{self.kind} {self.row_id} {state}"

@@ -24,11 +24,13 @@ from core.models import IdempotencyRecord
 from engagement.models import (
     Comment,
     CommentLike,
+    CountedFlip,
     DeviceToken,
     Follow,
     Hashtag,
     Like,
     Play,
+    Removal,
     Report,
     Share,
     User,
@@ -36,6 +38,7 @@ from engagement.models import (
     VideoCounter,
     VideoHashtag,
 )
+from polls.models import CountedFlip as PollsCountedFlip
 from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,6 +182,9 @@ _STATE_MODELS: tuple[type[Model], ...] = (
     Follow,
     Report,
     IdempotencyRecord,
+    CountedFlip,
+    Removal,
+    PollsCountedFlip,
 )
 
 

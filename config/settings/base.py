@@ -289,6 +289,10 @@ WAKE_ON_COMMIT: dict[str, list[str]] = {
     "interactions": ["rewards.tasks.process_reward_events"],
     "votes": ["rewards.tasks.process_reward_events"],
     "stickers_final": ["rewards.tasks.process_reward_events"],
+    # engagement.CountedFlip and polls.CountedFlip rows (docs/counted-flips.md); no consumer yet.
+    "counted_flips": [],
+    # engagement.Removal rows: unlikes, comment unlikes, unfollows; no consumer yet.
+    "removals": [],
 }
 
 # --- Metrics (docs/observability.md) ---------------------------------------------------------

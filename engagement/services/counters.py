@@ -6,6 +6,7 @@ FOR UPDATE on it (waits for writers in flight, holds new ones until it has rewri
 """
 
 import random
+from collections.abc import Sequence
 from typing import Literal
 
 from django.db import connection, transaction
@@ -64,19 +65,89 @@ def video_counts(video_ids: list[int]) -> dict[int, dict[str, int]]:
     return counts
 
 
+def videos_lock_exclusive(*, video_ids: Sequence[int]) -> list[int]:
+    """FOR UPDATE on these videos, in id order (the recount side of the protocol above); the ids
+    that exist. Taking them in one order means two recounts never deadlock on each other."""
+    if not video_ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {Video._meta.db_table} WHERE id = ANY(%s::bigint[]) "
+            f"ORDER BY id FOR UPDATE",
+            [sorted(set(video_ids))],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+# The exact count of one counter for the video `v.id`, from the counted rows.
+_COUNTED_MODELS: dict[CounterName, type[Like | Comment | Share | Play]] = {
+    "likes": Like,
+    "comments": Comment,
+    "shares": Share,
+    "plays": Play,
+}
+_EXACT: dict[CounterName, str] = {
+    name: f"SELECT count(*) FROM {model._meta.db_table} x WHERE x.video_id = v.id AND x.counted"
+    for name, model in _COUNTED_MODELS.items()
+}
+
+
+def video_counters_rewrite(
+    *, video_ids: Sequence[int], counters: Sequence[CounterName] = COUNTER_NAMES
+) -> dict[int, dict[str, int]]:
+    """Rewrite these counters of these videos from the counted rows: two statements for any
+    number of videos. The caller holds `videos_lock_exclusive` on them (so no writer is between
+    its row and its counter). Returns {video_id: {counter: exact}} for the recounted counters.
+
+    The exact count goes to shard 0 and the other shards' share of it becomes 0; recounting
+    every counter also drops the other shards (nothing is left in them).
+    """
+    unknown = set(counters) - set(COUNTER_NAMES)
+    if unknown:
+        raise ValueError(f"unknown counter {sorted(unknown)[0]!r}")
+    if not video_ids or not counters:
+        return {}
+    table = VideoCounter._meta.db_table
+    ids = sorted(set(video_ids))
+    with connection.cursor() as cursor:
+        if set(counters) == set(COUNTER_NAMES):
+            cursor.execute(
+                f"DELETE FROM {table} WHERE video_id = ANY(%s::bigint[]) AND shard <> 0", [ids]
+            )
+        else:
+            cursor.execute(
+                f"UPDATE {table} SET {', '.join(f'{name} = 0' for name in counters)} "
+                f"WHERE video_id = ANY(%s::bigint[]) AND shard <> 0",
+                [ids],
+            )
+        values = ", ".join(
+            f"({_EXACT[name]})" if name in counters else "0" for name in COUNTER_NAMES
+        )
+        cursor.execute(
+            f"INSERT INTO {table} (video_id, shard, likes, comments, shares, plays) "
+            f"SELECT v.id, 0, {values} "
+            f"FROM {Video._meta.db_table} v WHERE v.id = ANY(%s::bigint[]) "
+            f"ON CONFLICT (video_id, shard) DO UPDATE SET "
+            f"{', '.join(f'{name} = EXCLUDED.{name}' for name in counters)} "
+            f"RETURNING video_id, {', '.join(counters)}",
+            [ids],
+        )
+        return {
+            row[0]: {name: int(value) for name, value in zip(counters, row[1:], strict=True)}
+            for row in cursor.fetchall()
+        }
+
+
 @transaction.atomic
+def video_counters_recount_many(
+    *, video_ids: Sequence[int], counters: Sequence[CounterName] = COUNTER_NAMES
+) -> dict[int, dict[str, int]]:
+    """Lock the videos (id order) and rebuild their counters: three statements for any number
+    of videos. Videos that do not exist are left out of the answer."""
+    locked = videos_lock_exclusive(video_ids=video_ids)
+    return video_counters_rewrite(video_ids=locked, counters=counters)
+
+
 def video_counters_recount(*, video_id: int) -> dict[str, int] | None:
     """Rebuild a video's counters from its counted interaction rows. None if it is gone."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {Video._meta.db_table} WHERE id = %s FOR UPDATE", [video_id])
-        if cursor.fetchone() is None:
-            return None
-    exact: dict[str, int] = {
-        "likes": Like.objects.filter(video_id=video_id, counted=True).count(),
-        "comments": Comment.objects.filter(video_id=video_id, counted=True).count(),
-        "shares": Share.objects.filter(video_id=video_id, counted=True).count(),
-        "plays": Play.objects.filter(video_id=video_id, counted=True).count(),
-    }
-    VideoCounter.objects.filter(video_id=video_id).delete()
-    VideoCounter.objects.create(video_id=video_id, shard=0, **exact)
-    return exact
+    return video_counters_recount_many(video_ids=[video_id]).get(video_id)

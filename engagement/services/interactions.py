@@ -3,6 +3,9 @@
 Uniqueness (one like per user and video, …) is a database constraint; a write is an
 INSERT … ON CONFLICT DO NOTHING, so concurrent duplicates can never double count, and the
 counter changes in the same transaction as the row.
+
+Unlike, comment unlike and unfollow delete the row (the tables hold current state) and, in the
+same statement, write what was removed to `Removal`, so consumers see churn (docs/counted-flips.md).
 """
 
 from dataclasses import dataclass
@@ -15,8 +18,69 @@ from core.db import insert_ignoring_conflict
 from core.exceptions import InvalidInput, NotFound
 from core.wakeups import wake
 from engagement.metrics import COMMENT_LIKES, VIDEO_LIKES
-from engagement.models import Comment, CommentLike, Follow, Like, Play, Share, User, Video
+from engagement.models import (
+    Comment,
+    CommentLike,
+    Follow,
+    InteractionKind,
+    Like,
+    Play,
+    Removal,
+    Share,
+    User,
+    Video,
+)
 from engagement.services.counters import video_counter_add, video_lock_shared
+
+REMOVALS_WAKE_TOPIC = "removals"
+
+
+def _removal_sql(
+    model: type[Like] | type[CommentLike] | type[Follow],
+    kind: InteractionKind,
+    where: str,
+    target: str,
+    video: str,
+) -> str:
+    """DELETE the row and record it in Removal, in one statement returning the row's `counted`."""
+    return (
+        f"WITH removed AS (DELETE FROM {model._meta.db_table} WHERE {where} RETURNING *), "
+        f"recorded AS (INSERT INTO {Removal._meta.db_table} "
+        f"(kind, row_id, user_id, target_id, video_id, counted, interaction_created_at, "
+        f"created_at) "
+        f"SELECT '{kind.value}', r.id, r.user_id, {target}, {video}, r.counted, r.created_at, "
+        f"clock_timestamp() FROM removed r) "
+        f"SELECT counted FROM removed"
+    )
+
+
+_UNLIKE_SQL = _removal_sql(
+    Like, InteractionKind.LIKE, "user_id = %s AND video_id = %s", "r.video_id", "r.video_id"
+)
+_COMMENT_UNLIKE_SQL = _removal_sql(
+    CommentLike,
+    InteractionKind.COMMENT_LIKE,
+    "user_id = %s AND comment_id = %s",
+    "r.comment_id",
+    f"(SELECT c.video_id FROM {Comment._meta.db_table} c WHERE c.id = r.comment_id)",
+)
+_UNFOLLOW_SQL = _removal_sql(
+    Follow,
+    InteractionKind.FOLLOW,
+    "user_id = %s AND creator_id = %s",
+    "r.creator_id",
+    "r.source_video_id",
+)
+
+
+def _remove(sql: str, params: list[int]) -> list[bool]:
+    """Run a removal statement; the removed rows' `counted` (empty when there was none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        removed = [row[0] for row in cursor.fetchall()]
+    if removed:
+        wake(REMOVALS_WAKE_TOPIC)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -57,14 +121,8 @@ def video_like(*, user: User, video_id: int, client: ClientInfo) -> ToggleResult
 @transaction.atomic
 def video_unlike(*, user: User, video_id: int) -> None:
     _video_locked(video_id)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {Like._meta.db_table} WHERE user_id = %s AND video_id = %s "
-            f"RETURNING counted",
-            [user.pk, video_id],
-        )
-        rows = cursor.fetchall()
-    if rows and rows[0][0]:
+    removed = _remove(_UNLIKE_SQL, [user.pk, video_id])
+    if removed and removed[0]:
         video_counter_add(video_id=video_id, counter="likes", delta=-1)
 
 
@@ -99,14 +157,8 @@ def comment_like(*, user: User, comment_id: int, client: ClientInfo) -> ToggleRe
 def comment_unlike(*, user: User, comment_id: int) -> None:
     if not Comment.objects.filter(pk=comment_id).exists():
         raise NotFound("No comment with this id.", code="not_found")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {CommentLike._meta.db_table} WHERE user_id = %s AND comment_id = %s "
-            f"RETURNING counted",
-            [user.pk, comment_id],
-        )
-        rows = cursor.fetchall()
-    if rows and rows[0][0]:
+    removed = _remove(_COMMENT_UNLIKE_SQL, [user.pk, comment_id])
+    if removed and removed[0]:
         Comment.objects.filter(pk=comment_id).update(like_count=F("like_count") - 1)
 
 
@@ -187,4 +239,4 @@ def creator_follow(
 def creator_unfollow(*, user: User, creator_id: int) -> None:
     if not User.objects.filter(pk=creator_id).exists():
         raise NotFound("No creator with this id.", code="not_found")
-    Follow.objects.filter(user=user, creator_id=creator_id).delete()
+    _remove(_UNFOLLOW_SQL, [user.pk, creator_id])

@@ -181,9 +181,14 @@ def sticker_tally_refresh(*, sticker_id: int) -> dict[str, Any] | None:
     return tallies_refresh([sticker_id]).get(sticker_id)
 
 
-def tallies_refresh(sticker_ids: list[int]) -> dict[int, dict[str, Any]]:
+def tallies_refresh(
+    sticker_ids: list[int], *, store_on_commit: bool = False
+) -> dict[int, dict[str, Any]]:
     """Recompute the live tallies of these stickers from the rows, with one aggregation for all
     votable ones; store them in PostgreSQL (StickerTally) and Redis. Final stickers are skipped.
+
+    `store_on_commit`: for a caller whose transaction changed the rows (a flip of `counted`), the
+    Redis copies are stored once it commits, so a rollback leaves no tally nobody committed.
     """
     stickers = list(
         Sticker.objects.filter(pk__in=sticker_ids)
@@ -239,7 +244,10 @@ def tallies_refresh(sticker_ids: list[int]) -> dict[int, dict[str, Any]]:
         unique_fields=["sticker"],
         update_fields=["as_of", "total_votes", "entries"],
     )
-    tallies_store(tallies)
+    if store_on_commit:
+        transaction.on_commit(lambda: tallies_store(tallies))
+    else:
+        tallies_store(tallies)
     return tallies
 
 

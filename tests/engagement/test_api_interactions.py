@@ -9,9 +9,19 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from engagement.models import Comment, CommentLike, Follow, Like, Play, Share, User, Video
+from engagement.models import (
+    Comment,
+    CommentLike,
+    Follow,
+    Like,
+    Play,
+    Removal,
+    Share,
+    User,
+    Video,
+)
 from engagement.services.counters import video_counts
-from tests.conftest import assert_problem, database_state
+from tests.conftest import assert_problem, database_state, unknown_id
 from tests.factories import (
     CommentFactory,
     CommentLikeFactory,
@@ -660,4 +670,57 @@ def test_follow_without_a_token_is_401(api_client: APIClient, method: str) -> No
     assert_problem(
         response, 401, "not_authenticated", "Authentication credentials were not provided."
     )
+    assert database_state() == before
+
+
+# --- removals are recorded (churn), refusals record nothing ---------------------------------------
+def test_unlike_comment_unlike_and_unfollow_each_leave_one_removal(
+    client_for_user: APIClient, user: User
+) -> None:
+    video = VideoFactory.create()
+    comment = CommentFactory.create(video=video)
+    client_for_user.put(f"/api/v1/videos/{video.pk}/like")
+    client_for_user.put(f"/api/v1/comments/{comment.pk}/like")
+    client_for_user.put(f"/api/v1/creators/{video.creator_id}/follow", {"video_id": video.pk})
+    rows = (Like.objects.get().pk, CommentLike.objects.get().pk, Follow.objects.get().pk)
+
+    statuses = [
+        client_for_user.delete(path).status_code
+        for path in (
+            f"/api/v1/videos/{video.pk}/like",
+            f"/api/v1/comments/{comment.pk}/like",
+            f"/api/v1/creators/{video.creator_id}/follow",
+        )
+        for _ in range(2)  # the second of each finds nothing to remove
+    ]
+
+    assert statuses == [204] * 6
+    assert list(
+        Removal.objects.order_by("pk").values_list(
+            "kind", "row_id", "user_id", "target_id", "video_id", "counted"
+        )
+    ) == [
+        ("like", rows[0], user.pk, video.pk, video.pk, True),
+        ("comment_like", rows[1], user.pk, comment.pk, video.pk, True),
+        ("follow", rows[2], user.pk, video.creator_id, video.pk, True),
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/videos/{video}/like",
+        "/api/v1/comments/{comment}/like",
+        "/api/v1/creators/{creator}/follow",
+    ],
+)
+def test_a_refused_removal_changes_nothing(client_for_user: APIClient, path: str) -> None:
+    LikeFactory.create()  # something that could be removed, by someone else
+    before = database_state()
+
+    response = client_for_user.delete(
+        path.format(video=unknown_id(Video), comment=unknown_id(Comment), creator=unknown_id(User))
+    )
+
+    assert response.status_code == 404
     assert database_state() == before

@@ -1,11 +1,15 @@
 """engagement services: sharded counters, recounts, counted rows (SPEC §2.4)."""
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
 
 from core.client import ClientInfo
 from core.exceptions import InvalidInput, NotFound
-from engagement.models import CommentLike, Follow, Like, VideoCounter
+from engagement.models import CommentLike, Follow, Like, Removal, VideoCounter
 from engagement.services import interactions
 from engagement.services.counters import (
     COUNTER_SHARDS,
@@ -320,3 +324,118 @@ def test_hashtags_normalize() -> None:
         "ramen",
         "b_2",
     ]
+
+
+# --- removals (unlike, comment unlike, unfollow leave a record) -----------------------------------
+def _removals() -> list[Any]:
+    return list(
+        Removal.objects.order_by("pk").values(
+            "kind", "row_id", "user_id", "target_id", "video_id", "counted",
+            "interaction_created_at",
+        )
+    )  # fmt: skip
+
+
+def test_an_unlike_records_exactly_the_removed_like(
+    django_assert_num_queries: Callable[..., Any],
+) -> None:
+    video, user = VideoFactory.create(), UserFactory.create()
+    interactions.video_like(user=user, video_id=video.pk, client=CLIENT)
+    like = Like.objects.get()
+    before = timezone.now()
+
+    # the unlike is still three statements: video lock, delete-and-record, counter
+    with django_assert_num_queries(5):  # (and the savepoint of its atomic block, in a test)
+        interactions.video_unlike(user=user, video_id=video.pk)
+    interactions.video_unlike(user=user, video_id=video.pk)  # nothing left to remove
+
+    assert _removals() == [
+        {
+            "kind": "like",
+            "row_id": like.pk,
+            "user_id": user.pk,
+            "target_id": video.pk,
+            "video_id": video.pk,
+            "counted": True,
+            "interaction_created_at": like.created_at,
+        }
+    ]
+    assert before <= Removal.objects.get().created_at <= timezone.now()
+    assert video_counts([video.pk])[video.pk]["likes"] == 0
+
+
+def test_an_unlike_of_an_uncounted_like_records_it_uncounted() -> None:
+    video, user = VideoFactory.create(), UserFactory.create()
+    like = LikeFactory.create(user=user, video=video, counted=False)
+
+    interactions.video_unlike(user=user, video_id=video.pk)
+
+    assert [(r["row_id"], r["counted"]) for r in _removals()] == [(like.pk, False)]
+
+
+def test_a_comment_unlike_records_the_comment_and_its_video() -> None:
+    comment, user = CommentFactory.create(), UserFactory.create()
+    interactions.comment_like(user=user, comment_id=comment.pk, client=CLIENT)
+    comment_like = CommentLike.objects.get()
+
+    interactions.comment_unlike(user=user, comment_id=comment.pk)
+    interactions.comment_unlike(user=user, comment_id=comment.pk)
+
+    assert _removals() == [
+        {
+            "kind": "comment_like",
+            "row_id": comment_like.pk,
+            "user_id": user.pk,
+            "target_id": comment.pk,
+            "video_id": comment.video_id,
+            "counted": True,
+            "interaction_created_at": comment_like.created_at,
+        }
+    ]
+    comment.refresh_from_db()
+    assert comment.like_count == 0
+
+
+def test_an_unfollow_records_the_creator_and_the_source_video() -> None:
+    user, creator = UserFactory.create(), UserFactory.create()
+    video = VideoFactory.create(creator=creator)
+    interactions.creator_follow(
+        user=user, creator_id=creator.pk, source_video_id=video.pk, client=CLIENT
+    )
+    follow = Follow.objects.get()
+
+    interactions.creator_unfollow(user=user, creator_id=creator.pk)
+    interactions.creator_unfollow(user=user, creator_id=creator.pk)
+
+    assert _removals() == [
+        {
+            "kind": "follow",
+            "row_id": follow.pk,
+            "user_id": user.pk,
+            "target_id": creator.pk,
+            "video_id": video.pk,
+            "counted": True,
+            "interaction_created_at": follow.created_at,
+        }
+    ]
+    assert Follow.objects.count() == 0
+
+
+def test_the_removal_records_are_append_only_and_take_only_removable_kinds() -> None:
+    video, user = VideoFactory.create(), UserFactory.create()
+    interactions.video_like(user=user, video_id=video.pk, client=CLIENT)
+    interactions.video_unlike(user=user, video_id=video.pk)
+    removal = Removal.objects.get()
+
+    with (
+        pytest.raises(DatabaseError, match="engagement_removal is append-only"),
+        transaction.atomic(),
+    ):
+        Removal.objects.update(counted=False)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Removal.objects.create(
+            kind="play", row_id=1, user_id=user.pk, target_id=video.pk, counted=True,
+            interaction_created_at=timezone.now(), created_at=timezone.now(),
+        )  # fmt: skip
+
+    assert list(Removal.objects.values_list("pk", "counted")) == [(removal.pk, True)]

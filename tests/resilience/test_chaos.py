@@ -248,6 +248,14 @@ def _check_writes_committed(stack: Stack, load: Load, sticker: int) -> dict[str,
     return counts
 
 
+def _grants_of(stack: Stack, rule: int, users: list[tuple[int, str]]) -> list[tuple[int, int]]:
+    """The rule's grants to these users. (Users of earlier tests on this stack whose likes were
+    still inside the consumer's safety lag when the rule was made may earn it too: a rule
+    applies to history.)"""
+    ids = {user_id for user_id, _ in users}
+    return [(user, count) for user, count in stack.grants(rule) if user in ids]
+
+
 def _outage(
     stack: Stack, stop: Callable[[], None], start: Callable[[], None], *, after: float
 ) -> tuple[float, float, Answer]:
@@ -310,7 +318,9 @@ def test_redis_outage_while_votes_and_likes_arrive(stack: Stack, world: dict[str
         )
     )
     grants_ok = wait_for(
-        lambda: stack.grants(voters_rule) == voters and stack.grants(likes_rule) == likers,
+        lambda: (
+            stack.grants(voters_rule) == voters and _grants_of(stack, likes_rule, users) == likers
+        ),
         60,
         0.2,
     )
@@ -321,6 +331,7 @@ def test_redis_outage_while_votes_and_likes_arrive(stack: Stack, world: dict[str
     )
     assert live_ok
     assert grants_ok, (stack.grants(voters_rule), stack.grants(likes_rule), likers)
+    assert {count for _, count in stack.grants(likes_rule)} == {1}
     assert likers  # someone qualified, so the check means something
     assert live_lag <= CATCH_UP_TARGET
     assert grants_lag <= CATCH_UP_TARGET
@@ -387,13 +398,14 @@ def test_postgres_restart_under_load_answers_503_then_recovers(
             [[user_id for user_id, _ in users]],
         )
     )
-    grants_ok = wait_for(lambda: stack.grants(likes_rule) == likers, 60, 0.2)
+    grants_ok = wait_for(lambda: _grants_of(stack, likes_rule, users) == likers, 60, 0.2)
     grants_lag = time.monotonic() - back_at
     print(
         f"after PostgreSQL returned: live tally exact at +{live_lag:.1f} s, "
         f"grants at +{grants_lag:.1f} s"
     )
     assert live_ok and grants_ok and likers
+    assert {count for _, count in stack.grants(likes_rule)} == {1}
     assert live_lag <= CATCH_UP_TARGET + 6  # the load went on for 6 s after the return
     assert grants_lag <= CATCH_UP_TARGET + 6
 

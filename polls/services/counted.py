@@ -1,0 +1,186 @@
+"""Flipping `counted` on sets of votes and quiz answers, recounting the stickers they touch.
+
+The set-based counterpart of engagement.services.counted for the polls tables (SPEC §2.4, §5).
+A vote flip, in one transaction and a number of statements that does not grow with the rows:
+
+1. the stickers of the votes that would change;
+2. FOR UPDATE on those stickers in id order. A vote holds FOR KEY SHARE on its sticker while it
+   writes its row, so the sticker lock comes before the row locks (the other order deadlocks
+   with a vote change); it also serialises the flip with finalization, so a sticker finalized
+   while the flip waited is seen final here and its result rewritten, and a finalization that
+   waited for the flip counts the flipped flags;
+3. the flip, `UPDATE … WHERE id = ANY(ids) AND counted <> %s` (row locks in id order);
+4. the recount of every touched sticker: a final one gets its StickerResult rows, total and
+   winner rewritten (`_results_write`, a few statements per sticker: a loop over the touched
+   stickers, never over the votes); the others get their live tallies recomputed with one
+   aggregation for all (`tallies_refresh`, the Redis copies stored after commit);
+5. one `polls.CountedFlip` row per flipped vote, written last (consumers lag on `created_at`).
+
+Quiz answers feed no stored aggregate (progress and score are computed from the rows when read,
+and a user always sees their own answers), so an answer flip is steps 3 and 5: no sticker lock,
+which an answer in flight (FOR KEY SHARE on the sticker, then its row) would deadlock against.
+
+Comment_pick results are made of engagement rows (comments and comment likes). engagement may
+not import polls, so whoever flips those (integrity) calls `comment_pick_stickers_recount(
+video_ids=…)` with the `video_ids` engagement's flip returned, in the same transaction.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+from core.wakeups import wake
+from polls.models import Answer, CountedFlip, Sticker, Vote
+from polls.services.cache import sticker_cache_forget
+from polls.services.tally import _results_write, tallies_refresh
+
+WAKE_TOPIC = "counted_flips"
+_FLIP = CountedFlip._meta.db_table
+
+
+@dataclass(frozen=True)
+class FlipResult:
+    kind: CountedFlip.Kind
+    counted: bool
+    # Rows whose flag changed (rows already in that state, or gone, are not counted).
+    flipped: int
+    # Sorted, distinct: who made the flipped rows, and their stickers.
+    user_ids: list[int]
+    sticker_ids: list[int]
+
+
+@dataclass(frozen=True)
+class StickersRecount:
+    # Final stickers whose results were rewritten, and stickers whose live tallies were.
+    final: list[int]
+    live: list[int]
+
+
+def _stickers_recount(stickers: list[Sticker]) -> StickersRecount:
+    """Recount these stickers, whose row locks the caller holds."""
+    final = [sticker for sticker in stickers if sticker.state == Sticker.State.FINAL]
+    for sticker in final:
+        _results_write(sticker)
+        sticker.save(update_fields=["total_votes", "winner_option", "winner_comment", "updated_at"])
+    final_ids = [sticker.pk for sticker in final]
+
+    def forget() -> None:
+        for sticker_id in final_ids:
+            sticker_cache_forget(sticker_id)
+
+    if final_ids:
+        transaction.on_commit(forget)
+    live = sorted(tallies_refresh([sticker.pk for sticker in stickers], store_on_commit=True))
+    return StickersRecount(final=final_ids, live=live)
+
+
+@transaction.atomic
+def comment_pick_stickers_recount(*, video_ids: Sequence[int]) -> StickersRecount:
+    """Recount the comment_pick stickers of these videos after their comments or comment likes
+    changed `counted` (engagement.services.counted.interactions_counted_set): final ones get
+    their leaderboard and winner rewritten, open ones their live leaderboard."""
+    stickers = list(
+        Sticker.objects.select_for_update()
+        .filter(video_id__in=sorted(set(video_ids)), kind=Sticker.Kind.COMMENT_PICK)
+        .order_by("pk")
+    )
+    if not stickers:
+        return StickersRecount(final=[], live=[])
+    return _stickers_recount(stickers)
+
+
+def _flip(
+    table: str, ids: list[int], counted: bool, stickers: list[int] | None
+) -> tuple[list[int], list[int], list[int]]:
+    """(flipped row ids, users, stickers), row locks in id order; with `stickers`, only rows of
+    those (locked) stickers."""
+    only_locked = "AND sticker_id = ANY(%(stickers)s::bigint[])" if stickers is not None else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH flipped AS (
+                UPDATE {table} AS t SET counted = %(counted)s
+                WHERE t.id IN (
+                    SELECT id FROM {table}
+                    WHERE id = ANY(%(ids)s::bigint[]) AND counted <> %(counted)s {only_locked}
+                    ORDER BY id FOR UPDATE
+                ) AND t.counted <> %(counted)s
+                RETURNING t.id, t.user_id, t.sticker_id
+            )
+            SELECT coalesce(array_agg(id), '{{}}'), coalesce(array_agg(DISTINCT user_id), '{{}}'),
+                   coalesce(array_agg(DISTINCT sticker_id), '{{}}')
+            FROM flipped
+            """,
+            {"ids": ids, "counted": counted, "stickers": stickers},
+        )
+        flipped, users, touched = cursor.fetchone()
+    return list(flipped), sorted(users), sorted(touched)
+
+
+def _record(kind: CountedFlip.Kind, table: str, flipped: list[int], counted: bool) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {_FLIP}
+                (kind, row_id, user_id, sticker_id, counted, interaction_created_at, created_at)
+            SELECT %(kind)s, t.id, t.user_id, t.sticker_id, %(counted)s, t.created_at,
+                   clock_timestamp()
+            FROM {table} t WHERE t.id = ANY(%(flipped)s::bigint[]) ORDER BY t.id
+            """,
+            {"kind": kind.value, "flipped": flipped, "counted": counted},
+        )
+
+
+@transaction.atomic
+def votes_counted_set(*, ids: Sequence[int], counted: bool) -> FlipResult:
+    """Set `counted` on these votes, recount their stickers (final results or live tallies)
+    and record each change (polls.CountedFlip), in one transaction.
+
+    Votes already in that state (and ids of no vote) are left alone: flipping them again
+    changes nothing and records nothing.
+    """
+    kind = CountedFlip.Kind.VOTE
+    table = Vote._meta.db_table
+    nothing = FlipResult(kind, counted, 0, [], [])
+    row_ids = sorted(set(ids))
+    if not row_ids:
+        return nothing
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT coalesce(array_agg(DISTINCT sticker_id), '{{}}') FROM {table} "
+            f"WHERE id = ANY(%s::bigint[]) AND counted <> %s",
+            [row_ids, counted],
+        )
+        candidates = sorted(cursor.fetchone()[0])
+    if not candidates:
+        return nothing
+    stickers = list(Sticker.objects.select_for_update().filter(pk__in=candidates).order_by("pk"))
+    flipped, users, touched = _flip(table, row_ids, counted, [sticker.pk for sticker in stickers])
+    if not flipped:
+        return nothing
+    _stickers_recount([sticker for sticker in stickers if sticker.pk in set(touched)])
+    _record(kind, table, flipped, counted)
+    wake(WAKE_TOPIC)
+    return FlipResult(kind, counted, len(flipped), users, touched)
+
+
+@transaction.atomic
+def answers_counted_set(*, ids: Sequence[int], counted: bool) -> FlipResult:
+    """Set `counted` on these quiz answers and record each change (polls.CountedFlip).
+
+    No sticker holds an aggregate of answers, so there is nothing to recount here; rewards read
+    the record. Answers already in that state are left alone and recorded nowhere.
+    """
+    kind = CountedFlip.Kind.ANSWER
+    table = Answer._meta.db_table
+    nothing = FlipResult(kind, counted, 0, [], [])
+    row_ids = sorted(set(ids))
+    if not row_ids:
+        return nothing
+    flipped, users, touched = _flip(table, row_ids, counted, None)
+    if not flipped:
+        return nothing
+    _record(kind, table, flipped, counted)
+    wake(WAKE_TOPIC)
+    return FlipResult(kind, counted, len(flipped), users, touched)
