@@ -333,12 +333,6 @@ class ReportAdmin(BigTableAdmin):
             results = results | queryset.filter(target_id=int(term))
         return results, may_have_duplicates
 
-
-class AppendOnlyAdmin(BigTableAdmin):
-    """A record table written only by services: staff read it, nobody edits it here."""
-
-    ordering = ("-id",)
-
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -407,6 +401,15 @@ def _review_message(result: ReviewResult, action: str) -> str:
     if result.skipped:
         message += f" {result.skipped} already reviewed, left as they were."
     return message
+
+
+class AppendOnlyAdmin(BigTableAdmin):
+    """A record table written only by services: staff read it, nobody edits it here."""
+
+    ordering = ("-id",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-LAYERS = {"core": 0, "engagement": 1, "polls": 2, "rewards": 3}
+# Apps on one layer are siblings: neither imports the other (README "Architecture").
+LAYERS = {"core": 0, "engagement": 1, "polls": 2, "rewards": 3, "analytics": 3}
 TOP = "config"
 
 
@@ -43,6 +44,8 @@ def layering_violations(root: Path) -> list[str]:
                 top = module.split(".")[0]
                 if top == TOP or LAYERS.get(top, -1) > layer:
                     violations.append(f"{where}:{line} imports {module}: a higher layer")
+                elif top != app and LAYERS.get(top) == layer:
+                    violations.append(f"{where}:{line} imports {module}: a sibling app")
                 if is_service and module.split(".")[-1] == "tasks":
                     violations.append(f"{where}:{line} imports {module}: services import no tasks")
     return sorted(set(violations))
@@ -67,6 +70,7 @@ def test_the_check_catches_imports_that_run_up(tmp_path: Path) -> None:
         "polls/services/closing.py": "from ..tasks import finalize\n",
         "rewards/services/grants.py": "from rewards import tasks\n",
         "rewards/tasks.py": "from rewards.services.grants import backfill\nimport polls.models\n",
+        "analytics/rollups.py": "import engagement.models\nfrom rewards.models import Grant\n",
     }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -84,5 +88,7 @@ def test_the_check_catches_imports_that_run_up(tmp_path: Path) -> None:
             "polls/services/closing.py:1 imports polls.tasks: services import no tasks",
             "polls/services/tally.py:2 imports polls.tasks: services import no tasks",
             "rewards/services/grants.py:1 imports rewards.tasks: services import no tasks",
+            "analytics/rollups.py:2 imports rewards.models: a sibling app",
+            "analytics/rollups.py:2 imports rewards.models.Grant: a sibling app",
         ]
     )
