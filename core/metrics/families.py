@@ -39,8 +39,8 @@ HTTP_REQUESTS = Counter(
 )
 HTTP_REQUEST_DURATION = Histogram(
     "chorus_http_request_duration_seconds",
-    "Time from the first middleware to the response, by URL pattern and method.",
-    ["route", "method"],
+    "Time from the first middleware to the response, by URL pattern, method and status.",
+    ["route", "method", "status"],
     buckets=_LATENCY_BUCKETS,
 )
 HTTP_REQUEST_DATABASE = Histogram(

@@ -34,9 +34,10 @@ class MetricsMiddleware:
         if not settings.METRICS_ENABLED:
             raise MiddlewareNotUsed
         self.get_response = get_response
-        # (route, method, status) -> counter child; (route, method) -> the three histograms'.
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._histograms: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+        # (route, method, status) -> the counter's and the latency histogram's children;
+        # route -> the database and Redis time histograms' children.
+        self._by_status: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._by_route: dict[str, tuple[Any, Any]] = {}
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         times = RequestTimes()
@@ -51,20 +52,19 @@ class MetricsMiddleware:
         route = match.route if match is not None else UNMATCHED
         method = request.method if request.method in METHODS else "other"
         status = response.status_code
-        counter = self._counters.get((route, method, status))
-        if counter is None:
-            counter = HTTP_REQUESTS.labels(route, method, str(status))
-            self._counters[(route, method, status)] = counter
-        histograms = self._histograms.get((route, method))
-        if histograms is None:
-            histograms = (
-                HTTP_REQUEST_DURATION.labels(route, method),
-                HTTP_REQUEST_DATABASE.labels(route),
-                HTTP_REQUEST_REDIS.labels(route),
+        by_status = self._by_status.get((route, method, status))
+        if by_status is None:
+            by_status = (
+                HTTP_REQUESTS.labels(route, method, str(status)),
+                HTTP_REQUEST_DURATION.labels(route, method, str(status)),
             )
-            self._histograms[(route, method)] = histograms
-        counter.inc()
-        histograms[0].observe(elapsed)
-        histograms[1].observe(times.database)
-        histograms[2].observe(times.redis)
+            self._by_status[(route, method, status)] = by_status
+        by_route = self._by_route.get(route)
+        if by_route is None:
+            by_route = (HTTP_REQUEST_DATABASE.labels(route), HTTP_REQUEST_REDIS.labels(route))
+            self._by_route[route] = by_route
+        by_status[0].inc()
+        by_status[1].observe(elapsed)
+        by_route[0].observe(times.database)
+        by_route[1].observe(times.redis)
         return response

@@ -64,6 +64,9 @@ def family_names(text: str) -> set[str]:
     return {family.name for family in text_string_to_metric_families(text)}
 
 
+DURATION_COUNT = "chorus_http_request_duration_seconds_count"
+
+
 def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
 
@@ -243,10 +246,8 @@ def test_a_request_that_queries_observes_database_and_redis_time(
     assert moved("chorus_http_request_db_seconds_sum") > 0
     assert moved("chorus_http_request_redis_seconds_count") == 1
     assert moved("chorus_http_request_redis_seconds_sum") > 0
-    assert (
-        value(after, "chorus_http_request_duration_seconds_count", route=route, method="GET") or 0
-    ) - (
-        value(before, "chorus_http_request_duration_seconds_count", route=route, method="GET") or 0
+    assert (value(after, DURATION_COUNT, route=route, method="GET", status="200") or 0) - (
+        value(before, DURATION_COUNT, route=route, method="GET", status="200") or 0
     ) == 1
 
 
