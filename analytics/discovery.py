@@ -39,7 +39,9 @@ def _whole_number(name: str, raw: str | None, *, default: int, low: int, high: i
     if raw.isascii() and raw.isdigit() and len(raw) <= 3 and low <= int(raw) <= high:
         return int(raw)
     message = f"Must be an integer from {low} to {high}."
-    raise InvalidInput(f"Invalid input: {name}: {message}", errors={name: [message]})
+    raise InvalidInput(
+        f"Invalid input: {name}: must be an integer from {low} to {high}.", errors={name: [message]}
+    )
 
 
 def check_limit(raw: str | None) -> int:
