@@ -14,10 +14,10 @@ from analytics.models import TagHour, TagSlice, VideoHeat
 from analytics.parameters import iso_utc
 from analytics.services.heat import heat_as_of
 from analytics.services.trending import (
+    HOUR,
     MAX_HOURS,
     MIN_DISTINCT_USERS,
     PRIOR,
-    HOUR,
     hour_ceil,
     hour_floor,
     trending_as_of,

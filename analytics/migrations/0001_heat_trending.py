@@ -6,70 +6,111 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('engagement', '0004_counted_flips_and_removals'),
+        ("engagement", "0004_counted_flips_and_removals"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='TagHour',
+            name="TagHour",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('interactions', models.BigIntegerField()),
-                ('users', django.contrib.postgres.fields.ArrayField(base_field=models.BigIntegerField(), default=list, size=None)),
-                ('hashtag_id', models.BigIntegerField()),
-                ('hour', models.DateTimeField()),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("interactions", models.BigIntegerField()),
+                (
+                    "users",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.BigIntegerField(), default=list, size=None
+                    ),
+                ),
+                ("hashtag_id", models.BigIntegerField()),
+                ("hour", models.DateTimeField()),
             ],
             options={
-                'indexes': [models.Index(fields=['hour', 'hashtag_id'], name='taghour_hour_idx')],
-                'constraints': [models.UniqueConstraint(fields=('hashtag_id', 'hour'), name='taghour_unique')],
+                "indexes": [models.Index(fields=["hour", "hashtag_id"], name="taghour_hour_idx")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("hashtag_id", "hour"), name="taghour_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='TagSlice',
+            name="TagSlice",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('interactions', models.BigIntegerField()),
-                ('users', django.contrib.postgres.fields.ArrayField(base_field=models.BigIntegerField(), default=list, size=None)),
-                ('hashtag_id', models.BigIntegerField()),
-                ('slice', models.DateTimeField()),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("interactions", models.BigIntegerField()),
+                (
+                    "users",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.BigIntegerField(), default=list, size=None
+                    ),
+                ),
+                ("hashtag_id", models.BigIntegerField()),
+                ("slice", models.DateTimeField()),
             ],
             options={
-                'indexes': [models.Index(fields=['slice', 'hashtag_id'], name='tagslice_slice_idx')],
-                'constraints': [models.UniqueConstraint(fields=('hashtag_id', 'slice'), name='tagslice_unique')],
+                "indexes": [
+                    models.Index(fields=["slice", "hashtag_id"], name="tagslice_slice_idx")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("hashtag_id", "slice"), name="tagslice_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='VideoHeat',
+            name="VideoHeat",
             fields=[
-                ('video', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='heat', serialize=False, to='engagement.video')),
-                ('published_at', models.DateTimeField()),
-                ('likes', models.BigIntegerField(default=0)),
-                ('deep_likes', models.BigIntegerField(default=0)),
-                ('first_hour_likes', models.BigIntegerField(default=0)),
-                ('points', models.BigIntegerField(default=0)),
-                ('heat', models.FloatField()),
-                ('updated_at', models.DateTimeField()),
+                (
+                    "video",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="heat",
+                        serialize=False,
+                        to="engagement.video",
+                    ),
+                ),
+                ("published_at", models.DateTimeField()),
+                ("likes", models.BigIntegerField(default=0)),
+                ("deep_likes", models.BigIntegerField(default=0)),
+                ("first_hour_likes", models.BigIntegerField(default=0)),
+                ("points", models.BigIntegerField(default=0)),
+                ("heat", models.FloatField()),
+                ("updated_at", models.DateTimeField()),
             ],
             options={
-                'indexes': [models.Index(models.OrderBy(models.F('heat'), descending=True), models.OrderBy(models.F('published_at'), descending=True), models.OrderBy(models.F('video'), descending=True), condition=models.Q(('points__gte', 1)), name='videoheat_hot_idx')],
+                "indexes": [
+                    models.Index(
+                        models.OrderBy(models.F("heat"), descending=True),
+                        models.OrderBy(models.F("published_at"), descending=True),
+                        models.OrderBy(models.F("video"), descending=True),
+                        condition=models.Q(("points__gte", 1)),
+                        name="videoheat_hot_idx",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='VideoSlice',
+            name="VideoSlice",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('interactions', models.BigIntegerField()),
-                ('users', django.contrib.postgres.fields.ArrayField(base_field=models.BigIntegerField(), default=list, size=None)),
-                ('video_id', models.BigIntegerField()),
-                ('slice', models.DateTimeField()),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("interactions", models.BigIntegerField()),
+                (
+                    "users",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.BigIntegerField(), default=list, size=None
+                    ),
+                ),
+                ("video_id", models.BigIntegerField()),
+                ("slice", models.DateTimeField()),
             ],
             options={
-                'indexes': [models.Index(fields=['slice', 'video_id'], name='videoslice_slice_idx')],
-                'constraints': [models.UniqueConstraint(fields=('video_id', 'slice'), name='videoslice_unique')],
+                "indexes": [
+                    models.Index(fields=["slice", "video_id"], name="videoslice_slice_idx")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("video_id", "slice"), name="videoslice_unique")
+                ],
             },
         ),
     ]

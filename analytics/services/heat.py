@@ -13,6 +13,7 @@ and removals of likes past its watermarks: cost proportional to the videos that 
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -91,7 +92,8 @@ def _heat_upsert(videos: str) -> str:
             (video_id, published_at, likes, deep_likes, first_hour_likes, points, heat, updated_at)
         SELECT video_id, published_at, likes, deep_likes, first_hour_likes, points,
                log(greatest(points, 1)::double precision)
-               + extract(epoch FROM published_at - %(t0)s)::double precision / %(tau)s::double precision,
+               + extract(epoch FROM published_at - %(t0)s)::double precision
+                 / %(tau)s::double precision,
                now()
         FROM scored
         ON CONFLICT (video_id) DO UPDATE SET
@@ -106,7 +108,7 @@ def _heat_upsert(videos: str) -> str:
     """
 
 
-_PARAMETERS = {
+_PARAMETERS: dict[str, Any] = {
     "first_hour": FIRST_HOUR,
     "depth": DEPTH,
     "velocity": VELOCITY,
@@ -130,13 +132,12 @@ def heat_recompute(*, video_ids: list[int]) -> int:
 
 def heat_rebuild() -> int:
     """Every video's heat from the rows, in one statement; the number of rows written."""
-    with transaction.atomic():
-        # Hold the consumer's lock (it skips its pass meanwhile): a rebuild computed from a
-        # snapshot older than a pass that commits first would overwrite newer rows.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [CONSUMER_LOCK])
-            cursor.execute(_REBUILD_SQL, _PARAMETERS)
-            return cursor.rowcount
+    # Hold the consumer's lock (it skips its pass meanwhile): a rebuild computed from a
+    # snapshot older than a pass that commits first would overwrite newer rows.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [CONSUMER_LOCK])
+        cursor.execute(_REBUILD_SQL, _PARAMETERS)
+        return cursor.rowcount
 
 
 # --- the consumer --------------------------------------------------------------------------------

@@ -13,11 +13,12 @@ Rollups, all derived from the interaction tables and rebuilt from them on demand
 A window read takes whole hours from `TagHour` and the partial hours at its three edges from
 `TagSlice`; the window's end is a multiple of the slice (the consumer's `as_of`, rounded down),
 so every piece lies entirely inside one window and the counts are exact. Rows older than the
-longest span a request can ask for (2 × 168 h, plus the edge hour) are pruned.
+longest span a request can ask for (2 x 168 h, plus the edge hour) are pruned.
 """
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -71,7 +72,7 @@ TAG_HOUR = TagHour._meta.db_table
 
 _SLICE_OF = "date_bin(%(slice)s, {time}, %(origin)s)"
 _HOUR_OF = "date_bin(%(hour)s, {time}, %(origin)s)"
-_BUCKETS = {"slice": SLICE, "hour": HOUR, "origin": _ORIGIN}
+_BUCKETS: dict[str, Any] = {"slice": SLICE, "hour": HOUR, "origin": _ORIGIN}
 
 
 def slice_floor(at: datetime) -> datetime:
@@ -88,7 +89,9 @@ def hour_ceil(at: datetime) -> datetime:
 
 
 # --- recomputing buckets from the rows ---------------------------------------------------------
-_CHANGED = "SELECT * FROM unnest(%(videos)s::bigint[], %(slices)s::timestamptz[]) AS c(video_id, slice)"
+_CHANGED = (
+    "SELECT * FROM unnest(%(videos)s::bigint[], %(slices)s::timestamptz[]) AS c(video_id, slice)"
+)
 
 
 def _rewrite(table: str, key: str, time: str, changed: str, fresh: str) -> str:
@@ -100,7 +103,9 @@ def _rewrite(table: str, key: str, time: str, changed: str, fresh: str) -> str:
         emptied AS (
             DELETE FROM {table} t USING changed ch
             WHERE t.{key} = ch.{key} AND t.{time} = ch.{time}
-              AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.{key} = ch.{key} AND f.{time} = ch.{time})
+              AND NOT EXISTS (
+                  SELECT 1 FROM fresh f WHERE f.{key} = ch.{key} AND f.{time} = ch.{time}
+              )
         )
         INSERT INTO {table} ({key}, {time}, interactions, users)
         SELECT {key}, {time}, interactions, users FROM fresh

@@ -143,8 +143,13 @@ def test_trending_document_through_the_api(client_for_user: APIClient) -> None:
         "as_of": iso_utc(end),
         "window": {"hours": 1, "start": iso_utc(end - timedelta(hours=1)), "end": iso_utc(end)},
         "results": [
-            {"hashtag": "live", "interactions": 3, "previous": 0, "growth": None,
-             "score": 3 / 10**0.5}
+            {
+                "hashtag": "live",
+                "interactions": 3,
+                "previous": 0,
+                "growth": None,
+                "score": 3 / 10**0.5,
+            }
         ],
     }
 
@@ -160,6 +165,10 @@ def test_the_schema_documents_both_endpoints(api_client: APIClient) -> None:
     assert set(components["HotEntry"]["properties"]) == {"video", "heat"}
     assert set(components["Trending"]["properties"]) == {"as_of", "window", "results"}
     assert set(components["TrendingEntry"]["properties"]) == {
-        "hashtag", "interactions", "previous", "growth", "score"
+        "hashtag",
+        "interactions",
+        "previous",
+        "growth",
+        "score",
     }
     assert components["TrendingEntry"]["properties"]["growth"]["nullable"] is True

@@ -93,7 +93,13 @@ def test_heat_of_a_video_without_counted_likes_is_its_time_alone() -> None:
     v = video(UserFactory.create(), DAY)
     like(fan, v, DAY, counted=False)
     heat_events_process()
-    assert heat_row(v) == (0, 0, 0, 0, (DAY - datetime(2026, 1, 1, tzinfo=UTC)).total_seconds() / 45_000)
+    assert heat_row(v) == (
+        0,
+        0,
+        0,
+        0,
+        (DAY - datetime(2026, 1, 1, tzinfo=UTC)).total_seconds() / 45_000,
+    )
 
 
 def test_a_flip_and_an_unlike_move_heat_after_the_pass_and_a_reversal_restores_it() -> None:
@@ -105,13 +111,17 @@ def test_a_flip_and_an_unlike_move_heat_after_the_pass_and_a_reversal_restores_i
     assert heat_row(v)[:4] == (3, 1, 0, 4)
 
     # when integrity uncounts two likes: nothing moves until the consumer's pass
-    interactions_counted_set(kind=InteractionKind.LIKE, ids=[likes[0].pk, likes[1].pk], counted=False)
+    interactions_counted_set(
+        kind=InteractionKind.LIKE, ids=[likes[0].pk, likes[1].pk], counted=False
+    )
     assert heat_row(v)[:4] == (3, 1, 0, 4)
     heat_events_process()
     assert heat_row(v) == (1, 0, 0, 1, heat_of(points=1, published_at=DAY))
 
     # when the liker's comment is uncounted, then counted again with the likes
-    interactions_counted_set(kind=InteractionKind.LIKE, ids=[likes[0].pk, likes[1].pk], counted=True)
+    interactions_counted_set(
+        kind=InteractionKind.LIKE, ids=[likes[0].pk, likes[1].pk], counted=True
+    )
     interactions_counted_set(kind=InteractionKind.COMMENT, ids=[noted.pk], counted=False)
     heat_events_process()
     assert heat_row(v)[:4] == (3, 0, 0, 3)
@@ -151,7 +161,9 @@ def test_rebuild_equals_the_incremental_passes() -> None:
     made = []
     for index, fan in enumerate(fans):
         for offset, target in enumerate(videos[: 1 + index % 4]):
-            made.append(like(fan, target, target.created_at + timedelta(minutes=20 * (index + offset))))
+            made.append(
+                like(fan, target, target.created_at + timedelta(minutes=20 * (index + offset)))
+            )
         if index % 3 == 0:
             comment(fan, videos[0], DAY + timedelta(hours=5))
     interactions_counted_set(kind=InteractionKind.LIKE, ids=[made[1].pk, made[5].pk], counted=False)

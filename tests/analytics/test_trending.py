@@ -89,10 +89,14 @@ def test_growth_is_null_without_previous_and_a_new_tag_outranks_a_small_riser() 
     listed = results()
 
     assert listed == [
-        {"hashtag": "brandnew", "interactions": 30, "previous": 0, "growth": None,
-         "score": 30 / 10**0.5},
-        {"hashtag": "small", "interactions": 5, "previous": 1, "growth": 4.0,
-         "score": 4 / 11**0.5},
+        {
+            "hashtag": "brandnew",
+            "interactions": 30,
+            "previous": 0,
+            "growth": None,
+            "score": 30 / 10**0.5,
+        },
+        {"hashtag": "small", "interactions": 5, "previous": 1, "growth": 4.0, "score": 4 / 11**0.5},
     ]
 
 
@@ -142,8 +146,13 @@ def test_window_edges_are_exact_at_hour_and_partial_hours(end_offset: timedelta)
     share(fans[7], tagged, end)  # after
 
     assert results(hours=3, end=end) == [
-        {"hashtag": "edge", "interactions": 4, "previous": 2, "growth": 1.0,
-         "score": score_of(interactions=4, previous=2)}
+        {
+            "hashtag": "edge",
+            "interactions": 4,
+            "previous": 2,
+            "growth": 1.0,
+            "score": score_of(interactions=4, previous=2),
+        }
     ]
 
 
