@@ -307,7 +307,10 @@ WAKE_ON_COMMIT: dict[str, list[str]] = {
     "votes": ["rewards.tasks.process_reward_events"],
     "stickers_final": ["rewards.tasks.process_reward_events"],
     # engagement.CountedFlip and polls.CountedFlip rows (docs/counted-flips.md).
-    "counted_flips": ["analytics.tasks.process_heat_events", "analytics.tasks.process_trending_events"],
+    "counted_flips": [
+        "analytics.tasks.process_heat_events",
+        "analytics.tasks.process_trending_events",
+    ],
     # engagement.Removal rows: unlikes, comment unlikes, unfollows.
     "removals": ["analytics.tasks.process_heat_events", "analytics.tasks.process_trending_events"],
 }
