@@ -123,6 +123,29 @@ TARGETS = [
         "x",
         "fanout",
     ),
+    # The planted trends score 9-19 and the background's noise about 3 (a z-score), so a
+    # detector that works finds all of them; 0.9 leaves room for one unlucky draw each way.
+    Target(
+        "trending_precision",
+        "Trending, precision of the top 20",
+        "planted real trends among the top 20 of GET hashtags/trending (24 h) over "
+        "{trending_interactions:,} generated interactions on {trending_tags} tags "
+        "({trending_positives} planted trends; decoys: 1 -> 5, a creator spamming a tag, "
+        "uncounted bot likes, a falling tag)",
+        0.9,
+        False,
+        "",
+        "trending",
+    ),
+    Target(
+        "trending_recall",
+        "Trending, recall of the top 20",
+        "planted real trends found in the top 20 / planted trends",
+        0.9,
+        False,
+        "",
+        "trending",
+    ),
 ]
 
 
@@ -182,6 +205,8 @@ def _fmt(value: Any, unit: str) -> str:
         return f"{value:.0f} MB"
     if unit == " s":
         return f"{value:.3f} s"
+    if unit == "":
+        return f"{value:.2f}"
     return f"{value:.1f}{unit}"
 
 

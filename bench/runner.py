@@ -2,7 +2,7 @@
 
 See docs/benchmarks.md for the method. Options:
 
-  --only writes,reads,lag,finalize,fanout,grant_lag   run only these phases (default: all)
+  --only writes,reads,lag,finalize,fanout,grant_lag,trending   run only these phases (default: all)
   --quick                            short phases, 100,000 votes instead of 1,000,000 and a
                                      10,000-user reward fan-out instead of 100,000
   --web-workers/--web-threads/--worker-class   gunicorn shape (default: 4 sync workers)
@@ -57,7 +57,7 @@ from bench.stack import (
     with_redis_db,
 )
 
-PHASES = ["writes", "reads", "lag", "finalize", "fanout", "grant_lag"]
+PHASES = ["writes", "reads", "lag", "finalize", "fanout", "grant_lag", "trending"]
 THROTTLE_VARS = ("THROTTLE_ANON", "THROTTLE_USER", "THROTTLE_WRITES", "THROTTLE_AUTH")
 
 
@@ -342,6 +342,12 @@ class Run:
                 reward_phases.phase_grant_lag(server, plan, (creator, video_id), scratch_url)
             )
             self.timed("grant_lag", started)
+        if "trending" in args.phases:
+            from bench import discovery_phases
+
+            started = time.monotonic()
+            self.results.update(discovery_phases.phase_trending(plan))
+            self.timed("trending", started)
         self.timed("total", total_started)
 
         now = dt.datetime.now(dt.UTC)

@@ -236,6 +236,7 @@ CELERY_TASK_ROUTES = {
     "rewards.tasks.*": {"queue": "rewards"},
     "integrity.tasks.*": {"queue": "integrity"},
     "engagement.tasks.*": {"queue": "analytics"},
+    "analytics.tasks.*": {"queue": "analytics"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # The beat schedule lives in code; django-celery-beat mirrors it into the database.
@@ -257,6 +258,18 @@ CELERY_BEAT_SCHEDULE: dict = {
     "sweep-reward-events": {
         "task": "rewards.tasks.process_reward_events",
         "schedule": timedelta(seconds=env.int("REWARDS_SWEEP_SECONDS", default=10)),
+        "options": {"expires": 30},
+    },
+    # The discovery consumers (heat, trending) also run on a clock: comments, shares and follows
+    # wake nobody, and a lost wake-up only delays. Well inside SPEC §3's 60 s.
+    "sweep-heat-events": {
+        "task": "analytics.tasks.process_heat_events",
+        "schedule": timedelta(seconds=env.int("DISCOVERY_SWEEP_SECONDS", default=10)),
+        "options": {"expires": 30},
+    },
+    "sweep-trending-events": {
+        "task": "analytics.tasks.process_trending_events",
+        "schedule": timedelta(seconds=env.int("DISCOVERY_SWEEP_SECONDS", default=10)),
         "options": {"expires": 30},
     },
     "backfill-pending-rules": {
@@ -286,13 +299,20 @@ WAKE_DEBOUNCE_SECONDS = env.float("WAKE_DEBOUNCE_SECONDS", default=1.0)
 
 # Consumers woken after a lower app commits (see core/wakeups.py): topic -> task names.
 WAKE_ON_COMMIT: dict[str, list[str]] = {
-    "interactions": ["rewards.tasks.process_reward_events"],
+    "interactions": [
+        "rewards.tasks.process_reward_events",
+        "analytics.tasks.process_heat_events",
+        "analytics.tasks.process_trending_events",
+    ],
     "votes": ["rewards.tasks.process_reward_events"],
     "stickers_final": ["rewards.tasks.process_reward_events"],
-    # engagement.CountedFlip and polls.CountedFlip rows (docs/counted-flips.md); no consumer yet.
-    "counted_flips": [],
-    # engagement.Removal rows: unlikes, comment unlikes, unfollows; no consumer yet.
-    "removals": [],
+    # engagement.CountedFlip and polls.CountedFlip rows (docs/counted-flips.md).
+    "counted_flips": [
+        "analytics.tasks.process_heat_events",
+        "analytics.tasks.process_trending_events",
+    ],
+    # engagement.Removal rows: unlikes, comment unlikes, unfollows.
+    "removals": ["analytics.tasks.process_heat_events", "analytics.tasks.process_trending_events"],
 }
 
 # --- Metrics (docs/observability.md) ---------------------------------------------------------

@@ -1,0 +1,218 @@
+"""The heat of a video (docs/discovery.md "Heat"): a Reddit-style log-of-points plus publishing
+time, so heat changes only when a video's counted likes or comments change, never with the clock.
+
+    points = likes + DEPTH * deep_likes + VELOCITY * first_hour_likes
+    heat   = log10(max(points, 1)) + (published_at - T0) / TAU
+
+`VideoHeat` holds one row per video. The consumer (`heat_events_process`) recomputes, from the
+rows, exactly the videos named by new likes, new comments, counted flips of likes and comments,
+and removals of likes past its watermarks: cost proportional to the videos that changed.
+`heat_rebuild` rewrites every video's row in one `INSERT … SELECT … ON CONFLICT DO UPDATE`.
+"""
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from analytics.models import VideoHeat
+from core.eventlog import (
+    consumer_lock,
+    event_batch_read,
+    watermark_advance,
+    watermark_advance_time,
+    watermark_time,
+)
+from engagement.models import Comment, CountedFlip, InteractionKind, Like, Removal, Video
+
+DEPTH = 1
+VELOCITY = 1
+FIRST_HOUR = timedelta(hours=1)
+TAU_SECONDS = 45_000
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+SAFETY_LAG = timedelta(seconds=5)
+BATCH = 20_000
+CONSUMER_LOCK = "analytics-heat"
+# The time up to which every committed like and comment is in the heat (the `as_of`).
+AS_OF = "analytics-heat:as_of"
+
+HEAT = VideoHeat._meta.db_table
+VIDEO = Video._meta.db_table
+LIKE = Like._meta.db_table
+COMMENT = Comment._meta.db_table
+FLIP = CountedFlip._meta.db_table
+REMOVAL = Removal._meta.db_table
+
+
+def heat_of(*, points: int, published_at: datetime) -> float:
+    """The formula in Python, as the database computes it (same IEEE operations)."""
+    return math.log10(max(points, 1)) + (published_at - T0).total_seconds() / TAU_SECONDS
+
+
+def _heat_upsert(videos: str) -> str:
+    """Rewrite the VideoHeat rows of the videos selected by the SQL `videos` (a set of ids).
+
+    Deep likes: a counted like whose user has a counted comment on the video (one semi-join
+    per like, on the commenters of the video). First hour: [published_at, published_at + 1 h).
+    """
+    return f"""
+        WITH chosen AS ({videos}),
+        commenters AS (
+            SELECT DISTINCT c.video_id, c.user_id FROM {COMMENT} c
+            WHERE c.counted AND c.video_id IN (SELECT id FROM chosen)
+        ),
+        counts AS (
+            SELECT l.video_id,
+                   count(*) AS likes,
+                   count(cm.user_id) AS deep_likes,
+                   count(*) FILTER (WHERE l.created_at >= v.created_at
+                                      AND l.created_at < v.created_at + %(first_hour)s)
+                       AS first_hour_likes
+            FROM {LIKE} l
+            JOIN {VIDEO} v ON v.id = l.video_id
+            LEFT JOIN commenters cm ON cm.video_id = l.video_id AND cm.user_id = l.user_id
+            WHERE l.counted AND l.video_id IN (SELECT id FROM chosen)
+            GROUP BY l.video_id
+        ),
+        scored AS (
+            SELECT v.id AS video_id, v.created_at AS published_at,
+                   coalesce(n.likes, 0) AS likes,
+                   coalesce(n.deep_likes, 0) AS deep_likes,
+                   coalesce(n.first_hour_likes, 0) AS first_hour_likes,
+                   coalesce(n.likes + %(depth)s * n.deep_likes
+                            + %(velocity)s * n.first_hour_likes, 0) AS points
+            FROM {VIDEO} v LEFT JOIN counts n ON n.video_id = v.id
+            WHERE v.id IN (SELECT id FROM chosen)
+        )
+        INSERT INTO {HEAT}
+            (video_id, published_at, likes, deep_likes, first_hour_likes, points, heat, updated_at)
+        SELECT video_id, published_at, likes, deep_likes, first_hour_likes, points,
+               log(greatest(points, 1)::double precision)
+               + extract(epoch FROM published_at - %(t0)s)::double precision
+                 / %(tau)s::double precision,
+               now()
+        FROM scored
+        ON CONFLICT (video_id) DO UPDATE SET
+            likes = EXCLUDED.likes, deep_likes = EXCLUDED.deep_likes,
+            first_hour_likes = EXCLUDED.first_hour_likes, points = EXCLUDED.points,
+            heat = EXCLUDED.heat, published_at = EXCLUDED.published_at,
+            updated_at = EXCLUDED.updated_at
+        WHERE ({HEAT}.points, {HEAT}.likes, {HEAT}.deep_likes, {HEAT}.first_hour_likes,
+               {HEAT}.heat)
+              IS DISTINCT FROM (EXCLUDED.points, EXCLUDED.likes, EXCLUDED.deep_likes,
+                                EXCLUDED.first_hour_likes, EXCLUDED.heat)
+    """
+
+
+_PARAMETERS: dict[str, Any] = {
+    "first_hour": FIRST_HOUR,
+    "depth": DEPTH,
+    "velocity": VELOCITY,
+    "t0": T0,
+    "tau": TAU_SECONDS,
+}
+_RECOMPUTE_SQL = _heat_upsert("SELECT unnest(%(videos)s::bigint[]) AS id")
+# The rebuild: the same statement over every video (one set-based pass; the IN (chosen) filters
+# become trivially true and the planner hash-joins the whole tables).
+_REBUILD_SQL = _heat_upsert(f"SELECT id FROM {VIDEO}")
+
+
+def heat_recompute(*, video_ids: list[int]) -> int:
+    """Rewrite the heat of these videos from their rows; the number of rows that changed."""
+    if not video_ids:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(_RECOMPUTE_SQL, {**_PARAMETERS, "videos": sorted(set(video_ids))})
+        return cursor.rowcount
+
+
+def heat_rebuild() -> int:
+    """Every video's heat from the rows, in one statement; the number of rows written."""
+    # Hold the consumer's lock (it skips its pass meanwhile): a rebuild computed from a
+    # snapshot older than a pass that commits first would overwrite newer rows.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [CONSUMER_LOCK])
+        cursor.execute(_REBUILD_SQL, _PARAMETERS)
+        return cursor.rowcount
+
+
+# --- the consumer --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Source:
+    """An event table and how its rows name the videos whose heat they change."""
+
+    name: str
+    table: str
+    # SQL over the table aliased `e`: the rows of the batch that can change a video's heat.
+    relevant: str
+
+
+SOURCES = [
+    Source("likes", LIKE, "TRUE"),
+    # A new comment can turn its author's like of the video into a deep like.
+    Source("comments", COMMENT, "TRUE"),
+    Source(
+        "counted_flips",
+        FLIP,
+        f"e.kind IN ('{InteractionKind.LIKE.value}', '{InteractionKind.COMMENT.value}')",
+    ),
+    Source("removals", REMOVAL, f"e.kind = '{InteractionKind.LIKE.value}'"),
+]
+
+
+def watermark_name(source: str) -> str:
+    return f"analytics-heat:{source}"
+
+
+@dataclass
+class HeatReport:
+    videos: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    more: bool = False
+
+
+def _videos_of(source: Source, start: int, top: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT coalesce(array_agg(DISTINCT e.video_id), '{{}}') FROM {source.table} e "
+            f"WHERE e.id > %s AND e.id <= %s AND e.video_id IS NOT NULL AND {source.relevant}",
+            [start, top],
+        )
+        return list(cursor.fetchone()[0])
+
+
+def heat_events_process() -> HeatReport:
+    """One pass of the heat consumer over every source; safe to run twice, one at a time."""
+    report = HeatReport()
+    with consumer_lock(CONSUMER_LOCK) as taken:
+        if not taken:
+            return report
+        read_at = timezone.now()
+        for source in SOURCES:
+            batch = event_batch_read(
+                table=source.table,
+                watermark=watermark_name(source.name),
+                safety_lag=SAFETY_LAG,
+                limit=BATCH,
+            )
+            report.rows[source.name] = batch.rows
+            report.more = report.more or batch.full
+            if not batch.rows:
+                continue
+            with transaction.atomic():
+                videos = _videos_of(source, batch.start, batch.top)
+                heat_recompute(video_ids=videos)
+                report.videos += len(videos)
+                watermark_advance(watermark_name(source.name), batch.safe)
+        if not report.more:
+            # Every row committed before read_at - lag was visible and is now in the heat.
+            watermark_advance_time(AS_OF, read_at - SAFETY_LAG)
+    return report
+
+
+def heat_as_of() -> datetime:
+    return watermark_time(AS_OF)

@@ -1,0 +1,174 @@
+"""GET videos/hot and GET hashtags/trending through the API: documents, ordering and ties, a
+fixed number of queries, 400 problem documents that change nothing, the OpenAPI schema."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from analytics.models import VideoHeat
+from analytics.parameters import iso_utc
+from analytics.services.heat import heat_as_of, heat_events_process, heat_of
+from analytics.services.trending import trending_as_of, trending_events_process
+from engagement.models import User, Video
+from tests.analytics.world import comment, like, video
+from tests.conftest import assert_problem, database_state
+from tests.engagement.test_api_videos import _video_body
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+DAY = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def users(count: int, prefix: str = "fan") -> list[User]:
+    return User.objects.bulk_create([User(username=f"{prefix}{n}") for n in range(count)])
+
+
+def hot_body(made: Video, points: int, liked: bool = False) -> dict:
+    made.refresh_from_db()
+    return {
+        # (the world's rows bypass the services, so the video counters stay at 0)
+        "video": _video_body(made, liked=liked),
+        "heat": heat_of(points=points, published_at=made.created_at),
+    }
+
+
+def test_hot_lists_by_heat_then_newer_then_higher_id(
+    client_for_user: APIClient, user: User
+) -> None:
+    fans = users(3)
+    old = video(UserFactory.create(), DAY)
+    twin_a = video(UserFactory.create(), DAY + timedelta(hours=5))
+    twin_b = video(UserFactory.create(), DAY + timedelta(hours=5))
+    unliked = video(UserFactory.create(), DAY + timedelta(hours=9))  # no counted like: not listed
+    like(fans[0], unliked, DAY + timedelta(hours=9), counted=False)
+    for made in (old, twin_a, twin_b):
+        like(fans[0], made, made.created_at + timedelta(hours=2))
+    like(user, old, DAY + timedelta(hours=2))
+    heat_events_process()
+
+    response = client_for_user.get("/api/v1/videos/hot")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["as_of"] == iso_utc(heat_as_of())
+    # twins tie on heat and time: the higher id first; old (2 points, 5 h older) last
+    assert body["results"] == [
+        hot_body(twin_b, 1),
+        hot_body(twin_a, 1),
+        hot_body(old, 2, liked=True),
+    ]
+
+
+def test_hot_list_takes_a_fixed_number_of_queries(
+    client_for_user: APIClient, make_client: Callable[..., APIClient]
+) -> None:
+    fan = users(1)[0]
+
+    def queries(videos: int) -> int:
+        for hour in range(videos):
+            made = video(UserFactory.create(), DAY + timedelta(hours=hour), ["tag", f"t{hour}"])
+            like(fan, made, DAY + timedelta(hours=hour, minutes=5))
+            comment(fan, made, DAY + timedelta(hours=hour, minutes=6))
+        heat_events_process()
+        with CaptureQueriesContext(connection) as captured:
+            response = client_for_user.get("/api/v1/videos/hot?limit=100")
+        assert response.status_code == 200
+        assert len(response.json()["results"]) == VideoHeat.objects.count()
+        return len(captured)
+
+    assert queries(1) == queries(30)
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "low", "high"),
+    [
+        ("/api/v1/videos/hot", "limit", 1, 100),
+        ("/api/v1/hashtags/trending", "limit", 1, 100),
+        ("/api/v1/hashtags/trending", "hours", 1, 168),
+    ],
+)
+@pytest.mark.parametrize("value", ["0", "-1", "1.5", "abc", "", "\u0661", "101", "169", "1000"])
+def test_parameters_out_of_range_are_400_and_change_nothing(
+    client_for_user: APIClient, path: str, field: str, low: int, high: int, value: str
+) -> None:
+    if field == "hours" and value == "101":
+        value = "0169"
+    before = database_state()
+
+    response = client_for_user.get(path, {field: value})
+
+    assert_problem(
+        response,
+        400,
+        "invalid",
+        f"Invalid input: {field}: must be an integer from {low} to {high}.",
+        errors={field: [f"Must be an integer from {low} to {high}."]},
+    )
+    assert database_state() == before
+
+
+@pytest.mark.parametrize(("path", "value"), [("videos/hot", "100"), ("hashtags/trending", "168")])
+def test_the_bounds_are_accepted(client_for_user: APIClient, path: str, value: str) -> None:
+    field = "limit" if path == "videos/hot" else "hours"
+    assert client_for_user.get(f"/api/v1/{path}", {field: value}).status_code == 200
+
+
+def test_both_need_a_token(api_client: APIClient) -> None:
+    assert api_client.get("/api/v1/videos/hot").status_code == 401
+    assert api_client.get("/api/v1/hashtags/trending").status_code == 401
+
+
+def test_trending_document_through_the_api(client_for_user: APIClient) -> None:
+    # given three users interacting with a tagged video a few minutes ago, committed
+    fans = users(3)
+    now = datetime.now(UTC)
+    made = video(UserFactory.create(), now - timedelta(hours=2), ["live"])
+    for fan in fans:
+        like(fan, made, now - timedelta(minutes=30))
+
+    # when the consumer passes and the list is asked for
+    trending_events_process()
+    response = client_for_user.get("/api/v1/hashtags/trending?hours=1&limit=5")
+
+    # then the window ends at the consumer's as_of (slice-aligned, at most a few seconds old)
+    assert response.status_code == 200
+    end = trending_as_of()
+    assert now - timedelta(seconds=20) < end <= now
+    assert response.json() == {
+        "as_of": iso_utc(end),
+        "window": {"hours": 1, "start": iso_utc(end - timedelta(hours=1)), "end": iso_utc(end)},
+        "results": [
+            {
+                "hashtag": "live",
+                "interactions": 3,
+                "previous": 0,
+                "growth": None,
+                "score": 3 / 10**0.5,
+            }
+        ],
+    }
+
+
+def test_the_schema_documents_both_endpoints(api_client: APIClient) -> None:
+    schema = api_client.get("/api/schema/?format=json").json()
+    hot = schema["paths"]["/api/v1/videos/hot"]["get"]
+    trending = schema["paths"]["/api/v1/hashtags/trending"]["get"]
+    assert [p["name"] for p in hot["parameters"]] == ["limit"]
+    assert [p["name"] for p in trending["parameters"]] == ["hours", "limit"]
+    components = schema["components"]["schemas"]
+    assert set(components["HotList"]["properties"]) == {"as_of", "results"}
+    assert set(components["HotEntry"]["properties"]) == {"video", "heat"}
+    assert set(components["Trending"]["properties"]) == {"as_of", "window", "results"}
+    assert set(components["TrendingEntry"]["properties"]) == {
+        "hashtag",
+        "interactions",
+        "previous",
+        "growth",
+        "score",
+    }
+    assert components["TrendingEntry"]["properties"]["growth"]["nullable"] is True
