@@ -81,7 +81,7 @@ SPAMMERS = {"xena": "Follow me back!", "gus": "first"}
 PLAN: dict[str, list[tuple[str, list[str], int, float | None, list[str]]]] = {
     "alice": [
         ("Night market dumplings", ["cooking", "nightmarket"], 48, 9, ["poll", "comment_pick"]),
-        ("Five street snacks under $5", ["streetfood", "nightmarket"], 52, 125, ["poll"]),
+        ("Five street snacks under $5", ["streetfood", "nightmarket"], 52, 40, ["poll"]),
         ("Tonkotsu from scratch", ["cooking", "ramen"], 58, 10 * 24 + 5, ["quiz", "unlock"]),
         ("Knife skills in 60 seconds", ["cooking"], 60, 14 * 24 + 3, ["-poll"]),
         ("Miso soup, three ways", ["cooking", "ramen"], 41, 18 * 24 + 7, []),
@@ -101,7 +101,7 @@ PLAN: dict[str, list[tuple[str, list[str], int, float | None, list[str]]]] = {
     ],
     "carol": [
         ("The lighthouse, part 2", ["story", "mystery"], 60, 80, ["ending", "poll"]),
-        ("The lighthouse, part 3", ["story", "mystery"], 60, 6 * 24 + 20, ["ending"]),
+        ("The lighthouse, part 3", ["story", "mystery"], 60, 125, ["ending"]),
         ("A letter under the floor", ["story", "mystery"], 55, 12 * 24 + 5, []),
         ("Rainy day reading nook", ["cozy"], 30, 20 * 24 + 2, []),
         ("The night train", ["story"], 58, 33 * 24 + 9, []),
@@ -111,7 +111,7 @@ PLAN: dict[str, list[tuple[str, list[str], int, float | None, list[str]]]] = {
     ],
     "dina": [
         ("The 30-second challenge", ["dance", "dancechallenge"], 30, 14, ["poll", "quiz"]),
-        ("Learn the hook step", ["dance", "dancechallenge"], 45, 100, ["unlock"]),
+        ("Learn the hook step", ["dance", "dancechallenge"], 45, 44, ["unlock"]),
         ("Footwork basics", ["dance"], 50, 8 * 24 + 6, []),
         ("Duet with my grandma", ["dance", "challenge"], 28, 13 * 24 + 4, ["poll", "unlock"]),
         ("Stretch before you dance", ["dance", "cozy"], 55, 19 * 24 + 5, []),
@@ -120,7 +120,7 @@ PLAN: dict[str, list[tuple[str, list[str], int, float | None, list[str]]]] = {
         ("Slow dance tutorial", ["dance"], 59, None, []),
     ],
     "omar": [
-        ("Sunrise on the ridge", ["hiking", "travel"], 55, 30, []),
+        ("Sunrise on the ridge", ["hiking", "travel"], 55, 100, []),
         ("Packing light for 3 days", ["hiking", "travel"], 58, 150, ["poll", "quiz"]),
         ("Night market in Taipei", ["travel", "streetfood"], 50, 11 * 24 + 2, []),
         ("Blisters: what works", ["hiking"], 44, 17 * 24 + 9, []),
@@ -260,6 +260,20 @@ def _ids(model: type[Model], count: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def _busy_hour_near(rng: random.Random, planned: datetime, now: datetime) -> datetime:
+    """A time within 11 hours of `planned`, on the same "days ago" and at least 3 hours before
+    `now`, at a busy hour: creators publish when their audience is awake."""
+    day = (now - planned) // timedelta(days=1)
+    planned += timedelta(minutes=rng.uniform(-20, 20))
+    candidates = [
+        moment
+        for moment in (planned + timedelta(hours=shift) for shift in range(-11, 12))
+        if (now - moment) // timedelta(days=1) == day and now - moment >= timedelta(hours=3)
+    ] or [planned]
+    weights = [HOUR_WEIGHTS[moment.astimezone(UTC).hour] ** 2 for moment in candidates]
+    return rng.choices(candidates, weights)[0]
+
+
 def _videos(rng: random.Random, users: dict[str, int], now: datetime) -> list[_Video]:
     planned = [(creator, *video) for creator, videos in PLAN.items() for video in videos]
     ids = _ids(Video, len(planned))
@@ -267,9 +281,9 @@ def _videos(rng: random.Random, users: dict[str, int], now: datetime) -> list[_V
     for video_id, (creator, title, hashtags, seconds, hours_ago, stickers) in zip(
         ids, planned, strict=True
     ):
-        if hours_ago is None:
-            hours_ago = rng.uniform(25 * 24, HISTORY_DAYS * 24 - 12)
-        published = now - timedelta(hours=hours_ago, minutes=rng.uniform(0, 50))
+        if hours_ago is None:  # in the previous 28-day window
+            hours_ago = rng.uniform(28.5 * 24, HISTORY_DAYS * 24 - 12)
+        published = _busy_hour_near(rng, now - timedelta(hours=hours_ago), now)
         videos.append(
             _Video(video_id, creator, title, hashtags, seconds * 1000, published, stickers)
         )
@@ -474,8 +488,10 @@ def _interactions(
             )
             total = watched
             if rng.random() < 0.22:  # a replay
-                again = first + timedelta(minutes=rng.uniform(2, 2 * 24 * 60))
-                if again < now:
+                again = _rhythm_time(
+                    rng, first + timedelta(minutes=2), min(now, first + timedelta(days=3))
+                )
+                if again is not None:
                     watched = _watch(rng, video.duration_ms, False)
                     total += watched
                     history.plays.append(
