@@ -187,15 +187,14 @@ def seed(log: Callable[[str], None]) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK])
         creator, title = FIRST_VIDEO
-        if Video.objects.filter(creator__username=creator, title=title).exists():
-            log("Demo history: already there, nothing added.")
-            return
-        counts = _seed_history(now=timezone.now())
-    log(
-        "Demo history: "
-        + ", ".join(f"{count} {name}" for name, count in counts.items())
-        + " over the last 5 weeks."
-    )
+        there = Video.objects.filter(creator__username=creator, title=title).exists()
+        counts = None if there else _seed_history(now=timezone.now())
+    if counts is None:
+        log("Demo history: already there, nothing added.")
+    else:
+        summary = ", ".join(f"{count} {name}" for name, count in counts.items())
+        log(f"Demo history: {summary} over the last 5 weeks.")
+    log(f"More demo users (same password): {', '.join([*NEW_CREATORS, *VIEWERS[4:]])}")
 
 
 def _seed_history(*, now: datetime) -> dict[str, int]:
