@@ -76,7 +76,7 @@ def _seed_reports(viewers: list[User], client: ClientInfo) -> None:
     """Two open reports for the admin's review queue; once a report exists (open or reviewed),
     seeding again leaves it, so a demo review is not undone by the next `make run`."""
     dave, erin, frank, _ = viewers
-    video = Video.objects.get(creator__username="bob")
+    video = Video.objects.get(creator__username="bob", title=CREATORS[1][2][0][0])
     comment = Comment.objects.filter(user=frank).order_by("id").first()
     wanted = [
         (dave, Report.TargetType.VIDEO, video.pk, "The title promises more than the video shows."),
