@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from celery.schedules import crontab
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
@@ -236,6 +237,7 @@ CELERY_TASK_ROUTES = {
     "rewards.tasks.*": {"queue": "rewards"},
     "integrity.tasks.*": {"queue": "integrity"},
     "engagement.tasks.*": {"queue": "analytics"},
+    "analytics.tasks.*": {"queue": "analytics"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # The beat schedule lives in code; django-celery-beat mirrors it into the database.
@@ -264,6 +266,18 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": timedelta(seconds=60),
         "options": {"expires": 120},
     },
+    # The analytics consumer on a clock: a lost wake-up delays the rollups by this much at most.
+    "sweep-analytics-events": {
+        "task": "analytics.tasks.process_analytics_events",
+        "schedule": timedelta(seconds=env.int("ANALYTICS_SWEEP_SECONDS", default=15)),
+        "options": {"expires": 30},
+    },
+    # Nightly: recount a sample of videos' rollups from the rows, repair and report differences.
+    "reconcile-analytics-rollups": {
+        "task": "analytics.tasks.reconcile_analytics_rollups",
+        "schedule": crontab(hour=3, minute=17),
+        "options": {"expires": 3600},
+    },
     "purge-expired-tokens": {
         "task": "engagement.tasks.purge_expired_tokens",
         "schedule": timedelta(hours=6),
@@ -284,15 +298,16 @@ TALLY_MARK_GRACE_SECONDS = env.float("TALLY_MARK_GRACE_SECONDS", default=1.0)
 # Consumers woken after a lower app commits: a burst of commits within this window is one run.
 WAKE_DEBOUNCE_SECONDS = env.float("WAKE_DEBOUNCE_SECONDS", default=1.0)
 
+ANALYTICS_CONSUMER = "analytics.tasks.process_analytics_events"
 # Consumers woken after a lower app commits (see core/wakeups.py): topic -> task names.
 WAKE_ON_COMMIT: dict[str, list[str]] = {
-    "interactions": ["rewards.tasks.process_reward_events"],
+    "interactions": ["rewards.tasks.process_reward_events", ANALYTICS_CONSUMER],
     "votes": ["rewards.tasks.process_reward_events"],
     "stickers_final": ["rewards.tasks.process_reward_events"],
-    # engagement.CountedFlip and polls.CountedFlip rows (docs/counted-flips.md); no consumer yet.
-    "counted_flips": [],
-    # engagement.Removal rows: unlikes, comment unlikes, unfollows; no consumer yet.
-    "removals": [],
+    # engagement.CountedFlip and polls.CountedFlip rows (docs/counted-flips.md).
+    "counted_flips": [ANALYTICS_CONSUMER],
+    # engagement.Removal rows: unlikes, comment unlikes, unfollows.
+    "removals": [ANALYTICS_CONSUMER],
 }
 
 # --- Metrics (docs/observability.md) ---------------------------------------------------------
