@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("engagement.api.urls")),
     path("", include("polls.api.urls")),
     path("", include("rewards.api.urls")),
+    path("", include("analytics.api.urls")),
 ]
 
 urlpatterns = [

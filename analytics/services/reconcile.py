@@ -38,23 +38,29 @@ class Reconciliation:
     repaired: bool
 
 
+# The recount of every checked (video, bucket), kept for the comparisons of one run.
+_FRESH = f"""
+    CREATE TEMPORARY TABLE analytics_reconcile_fresh ON COMMIT DROP AS
+    WITH {sql._DIRTY_VIDEO_BUCKETS.strip()}
+    {sql.COUNTS}
+"""
+
 _DIFFERING_VIDEO_BUCKETS = f"""
-    WITH {sql._DIRTY_VIDEO_BUCKETS.strip()},
-    fresh AS ({sql.COUNTS})
-    SELECT f.video_id, f.lo FROM fresh f
+    SELECT f.video_id, f.lo FROM analytics_reconcile_fresh f
     LEFT JOIN {sql.VIDEO_BUCKET} o ON o.video_id = f.video_id AND o.bucket = f.lo
     WHERE {" OR ".join(f"f.{n} <> COALESCE(o.{n}, 0)" for n in sql.FIELDS)}
 """
 
+# Creator buckets and lifetime totals against the sums of the recount (all the videos of the
+# checked creators are recounted, so the sums are whole).
 _DIFFERING_CREATOR_BUCKETS = f"""
-    WITH creators AS (SELECT DISTINCT creator_id FROM {sql.VIDEO} WHERE id = ANY(%(videos)s)),
-    sums AS (
-        SELECT vb.creator_id, vb.bucket, {", ".join(f"sum(vb.{n}) AS {n}" for n in sql.COUNTERS)}
-        FROM {sql.VIDEO_BUCKET} vb JOIN creators c ON c.creator_id = vb.creator_id
-        GROUP BY vb.creator_id, vb.bucket
+    WITH sums AS (
+        SELECT creator_id, lo AS bucket, {", ".join(f"sum({n}) AS {n}" for n in sql.COUNTERS)}
+        FROM analytics_reconcile_fresh GROUP BY creator_id, lo
     ),
     stored AS (
-        SELECT cb.* FROM {sql.CREATOR_BUCKET} cb JOIN creators c ON c.creator_id = cb.creator_id
+        SELECT cb.* FROM {sql.CREATOR_BUCKET} cb
+        WHERE cb.creator_id IN (SELECT creator_id FROM analytics_reconcile_fresh)
     )
     SELECT count(*) FROM sums s
     FULL JOIN stored o ON o.creator_id = s.creator_id AND o.bucket = s.bucket
@@ -63,13 +69,12 @@ _DIFFERING_CREATOR_BUCKETS = f"""
 
 _DIFFERING_TOTALS = f"""
     SELECT count(*) FROM {sql.VIDEO_TOTAL} t
-    LEFT JOIN (
+    JOIN (
         SELECT video_id, sum(plays) AS plays,
                sum(likes + comments + shares + follows_gained) AS interactions
-        FROM {sql.VIDEO_BUCKET} WHERE video_id = ANY(%(videos)s) GROUP BY video_id
+        FROM analytics_reconcile_fresh GROUP BY video_id
     ) s ON s.video_id = t.video_id
-    WHERE t.video_id = ANY(%(videos)s)
-      AND (t.plays <> COALESCE(s.plays, 0) OR t.interactions <> COALESCE(s.interactions, 0))
+    WHERE t.plays <> s.plays OR t.interactions <> s.interactions
 """
 
 
@@ -89,19 +94,28 @@ def analytics_rollups_reconcile(
                 ]
             if not video_ids:
                 return Reconciliation(videos=0, differences=0, repaired=False)
+            # every video of the checked videos' creators, so creator sums are whole
+            video_ids = [
+                row[0]
+                for row in _fetch(
+                    f"""SELECT id FROM {sql.VIDEO} WHERE creator_id IN (
+                            SELECT creator_id FROM {sql.VIDEO} WHERE id = ANY(%(videos)s))""",
+                    {"videos": video_ids},
+                )
+            ]
             targets = sorted(_rebuild_targets(video_ids, None).video_buckets)
-            differing = _fetch(
-                _DIFFERING_VIDEO_BUCKETS,
-                {"videos": [v for v, _ in targets], "buckets": [b for _, b in targets]},
+            _execute("DROP TABLE IF EXISTS analytics_reconcile_fresh", [])
+            _execute(
+                _FRESH, {"videos": [v for v, _ in targets], "buckets": [b for _, b in targets]}
             )
-            creators = _fetch(_DIFFERING_CREATOR_BUCKETS, {"videos": video_ids})[0][0]
-            totals = _fetch(_DIFFERING_TOTALS, {"videos": video_ids})[0][0]
+            differing = _fetch(_DIFFERING_VIDEO_BUCKETS, [])
+            creators = _fetch(_DIFFERING_CREATOR_BUCKETS, [])[0][0]
+            totals = _fetch(_DIFFERING_TOTALS, [])[0][0]
             differences = len(differing) + creators + totals
             if differences and repair:
                 dirty_recount(Dirty(video_buckets=set(differing)))
                 _creator_buckets_resum(video_ids, None)
                 _video_totals_resum(video_ids)
-                _execute("SELECT 1", [])
         logger.info(
             "analytics reconciliation",
             extra={"videos": len(video_ids), "differences": differences},
