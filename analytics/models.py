@@ -23,7 +23,15 @@ COUNTERS = (
 )
 
 
-class _Counts(models.Model):
+class _Row(models.Model):
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.pk}"
+
+
+class _Counts(_Row):
     plays = models.BigIntegerField(default=0)
     completed_plays = models.BigIntegerField(default=0)
     replays = models.BigIntegerField(default=0)
@@ -66,7 +74,7 @@ class CreatorBucket(_Counts):
         ]
 
 
-class VideoTotal(models.Model):
+class VideoTotal(_Row):
     """A video's lifetime counted plays and interactions (deltas of its buckets) and its own
     first hour `[published_at, published_at + 1 hour)` (recomputed from the rows whenever a
     row in that hour changes)."""
@@ -85,7 +93,7 @@ class VideoTotal(models.Model):
         ]
 
 
-class UserBucket(models.Model):
+class UserBucket(_Row):
     """One user's counted likes, comments, shares and plays (anywhere) in one quarter hour:
     what a follow adds to (an unfollow removes from) the creator's fan grid."""
 
@@ -99,7 +107,7 @@ class UserBucket(models.Model):
         ]
 
 
-class UserHashtagBucket(models.Model):
+class UserHashtagBucket(_Row):
     """One user's counted plays and likes of videos carrying a hashtag, per quarter hour."""
 
     user_id = models.BigIntegerField()
@@ -116,7 +124,7 @@ class UserHashtagBucket(models.Model):
         ]
 
 
-class FanLink(models.Model):
+class FanLink(_Row):
     """The follows whose user's activity is included in the creator's fan rollups: exactly the
     counted follows, as of the consumer's last pass."""
 
@@ -130,7 +138,7 @@ class FanLink(models.Model):
         indexes = [models.Index(fields=["creator_id"], name="fanlink_creator_idx")]
 
 
-class CreatorFanBucket(models.Model):
+class CreatorFanBucket(_Row):
     """The sum of the `UserBucket` rows of the creator's `FanLink` users, per quarter hour."""
 
     creator_id = models.BigIntegerField()
@@ -139,13 +147,11 @@ class CreatorFanBucket(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["creator_id", "bucket"], name="creatorfanbucket_unique"
-            )
+            models.UniqueConstraint(fields=["creator_id", "bucket"], name="creatorfanbucket_unique")
         ]
 
 
-class CreatorHashtagBucket(models.Model):
+class CreatorHashtagBucket(_Row):
     """The sum of the `UserHashtagBucket` rows of the creator's `FanLink` users."""
 
     creator_id = models.BigIntegerField()
@@ -162,7 +168,7 @@ class CreatorHashtagBucket(models.Model):
         ]
 
 
-class CommentKey(models.Model):
+class CommentKey(_Row):
     """What the Unicode rules say about one comment (analytics.comments), computed once in
     Python: `hollow`, and the sha256 of its repeat key. A comment is effective when it is not
     hollow and no counted comment of the same user with the same key precedes it."""
@@ -176,6 +182,8 @@ class CommentKey(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["user_id", "key_hash", "created_at"], name="commentkey_repeat_idx"),
+            models.Index(
+                fields=["user_id", "key_hash", "created_at"], name="commentkey_repeat_idx"
+            ),
             models.Index(fields=["video_id", "created_at"], name="commentkey_video_time_idx"),
         ]

@@ -1,6 +1,6 @@
 """The creator-centre documents, read from the rollups (docs/analytics.md, "Rollups").
 
-A read sums the quarter-hour buckets that lie wholly in the window (at most 2 × 90 × 96 rows of
+A read sums the quarter-hour buckets that lie wholly in the window (at most 2 x 90 x 96 rows of
 one creator or video) and counts the raw rows of the window's ragged start, `[start, the next
 quarter hour)` (and, for the growth rate, the previous window's two ragged ends), with the same
 `COUNTS` statement the consumer uses. The bucket holding `now` is read from the rollups: it
@@ -62,9 +62,12 @@ def _bounds(window: Window) -> dict[str, Any]:
 _INTERACTIONS = "likes + comments + shares + follows_gained"
 
 
+_CURRENT_SUM = "COALESCE(sum({}) FILTER (WHERE bucket >= %(cur)s), 0)"
+
+
 def _bucket_sums(table: str, key: str) -> str:
     return f"""
-        SELECT {", ".join(f"COALESCE(sum({n}) FILTER (WHERE bucket >= %(cur)s), 0)" for n in sql.COUNTERS)},
+        SELECT {", ".join(_CURRENT_SUM.format(n) for n in sql.COUNTERS)},
                COALESCE(sum({_INTERACTIONS})
                    FILTER (WHERE bucket >= %(prev_from)s AND bucket < %(prev_to)s), 0)
         FROM {table}
@@ -76,7 +79,8 @@ def _edges(scope: str, *, before: bool) -> str:
     """`COUNTS` over the ragged edges of the windows, per video of the scope."""
     before_targets = (
         f"""UNION ALL
-            SELECT 'before', v.id, v.creator_id, TIMESTAMPTZ '1970-01-01 00:00:00+00', %(start)s::timestamptz
+            SELECT 'before', v.id, v.creator_id, TIMESTAMPTZ '1970-01-01 00:00:00+00',
+                   %(start)s::timestamptz
             FROM {sql.VIDEO} v WHERE {scope}
               AND v.created_at >= %(start)s AND v.created_at < %(end)s"""
         if before
@@ -308,7 +312,13 @@ def video_analytics_document(
     if not found:
         raise Video.DoesNotExist(f"No video {video_id}.")
     creator_id, published_at, fh_plays, fh_interactions = found[0]
-    params = {**_bounds(window), "scope": video_id, "video": video_id, "creator": creator_id, "tz": tz}
+    params = {
+        **_bounds(window),
+        "scope": video_id,
+        "video": video_id,
+        "creator": creator_id,
+        "tz": tz,
+    }
     as_of = _as_of()
     sums = _Sums(_rows(_bucket_sums(sql.VIDEO_BUCKET, "video_id"), params)[0])
     sums.add_edges(_rows(_edges("v.id = %(video)s", before=False), params))

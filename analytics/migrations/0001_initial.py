@@ -4,146 +4,215 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='CommentKey',
+            name="CommentKey",
             fields=[
-                ('comment_id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('user_id', models.BigIntegerField()),
-                ('video_id', models.BigIntegerField()),
-                ('created_at', models.DateTimeField()),
-                ('key_hash', models.BinaryField(max_length=32)),
-                ('hollow', models.BooleanField()),
+                ("comment_id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("user_id", models.BigIntegerField()),
+                ("video_id", models.BigIntegerField()),
+                ("created_at", models.DateTimeField()),
+                ("key_hash", models.BinaryField(max_length=32)),
+                ("hollow", models.BooleanField()),
             ],
             options={
-                'indexes': [models.Index(fields=['user_id', 'key_hash', 'created_at'], name='commentkey_repeat_idx'), models.Index(fields=['video_id', 'created_at'], name='commentkey_video_time_idx')],
+                "indexes": [
+                    models.Index(
+                        fields=["user_id", "key_hash", "created_at"], name="commentkey_repeat_idx"
+                    ),
+                    models.Index(
+                        fields=["video_id", "created_at"], name="commentkey_video_time_idx"
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='CreatorBucket',
+            name="CreatorBucket",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('plays', models.BigIntegerField(default=0)),
-                ('completed_plays', models.BigIntegerField(default=0)),
-                ('replays', models.BigIntegerField(default=0)),
-                ('likes', models.BigIntegerField(default=0)),
-                ('quick_likes', models.BigIntegerField(default=0)),
-                ('comments', models.BigIntegerField(default=0)),
-                ('effective_comments', models.BigIntegerField(default=0)),
-                ('shares', models.BigIntegerField(default=0)),
-                ('follows_gained', models.BigIntegerField(default=0)),
-                ('creator_id', models.BigIntegerField()),
-                ('bucket', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("plays", models.BigIntegerField(default=0)),
+                ("completed_plays", models.BigIntegerField(default=0)),
+                ("replays", models.BigIntegerField(default=0)),
+                ("likes", models.BigIntegerField(default=0)),
+                ("quick_likes", models.BigIntegerField(default=0)),
+                ("comments", models.BigIntegerField(default=0)),
+                ("effective_comments", models.BigIntegerField(default=0)),
+                ("shares", models.BigIntegerField(default=0)),
+                ("follows_gained", models.BigIntegerField(default=0)),
+                ("creator_id", models.BigIntegerField()),
+                ("bucket", models.DateTimeField()),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('creator_id', 'bucket'), name='creatorbucket_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("creator_id", "bucket"), name="creatorbucket_unique"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='CreatorFanBucket',
+            name="CreatorFanBucket",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('creator_id', models.BigIntegerField()),
-                ('bucket', models.DateTimeField()),
-                ('events', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("creator_id", models.BigIntegerField()),
+                ("bucket", models.DateTimeField()),
+                ("events", models.BigIntegerField(default=0)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('creator_id', 'bucket'), name='creatorfanbucket_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("creator_id", "bucket"), name="creatorfanbucket_unique"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='CreatorHashtagBucket',
+            name="CreatorHashtagBucket",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('creator_id', models.BigIntegerField()),
-                ('bucket', models.DateTimeField()),
-                ('hashtag_id', models.BigIntegerField()),
-                ('plays', models.BigIntegerField(default=0)),
-                ('likes', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("creator_id", models.BigIntegerField()),
+                ("bucket", models.DateTimeField()),
+                ("hashtag_id", models.BigIntegerField()),
+                ("plays", models.BigIntegerField(default=0)),
+                ("likes", models.BigIntegerField(default=0)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('creator_id', 'bucket', 'hashtag_id'), name='creatorhashtagbucket_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("creator_id", "bucket", "hashtag_id"),
+                        name="creatorhashtagbucket_unique",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='FanLink',
+            name="FanLink",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user_id', models.BigIntegerField()),
-                ('creator_id', models.BigIntegerField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("user_id", models.BigIntegerField()),
+                ("creator_id", models.BigIntegerField()),
             ],
             options={
-                'indexes': [models.Index(fields=['creator_id'], name='fanlink_creator_idx')],
-                'constraints': [models.UniqueConstraint(fields=('user_id', 'creator_id'), name='fanlink_unique')],
+                "indexes": [models.Index(fields=["creator_id"], name="fanlink_creator_idx")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("user_id", "creator_id"), name="fanlink_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='UserBucket',
+            name="UserBucket",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user_id', models.BigIntegerField()),
-                ('bucket', models.DateTimeField()),
-                ('events', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("user_id", models.BigIntegerField()),
+                ("bucket", models.DateTimeField()),
+                ("events", models.BigIntegerField(default=0)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user_id', 'bucket'), name='userbucket_unique')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("user_id", "bucket"), name="userbucket_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='UserHashtagBucket',
+            name="UserHashtagBucket",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user_id', models.BigIntegerField()),
-                ('hashtag_id', models.BigIntegerField()),
-                ('bucket', models.DateTimeField()),
-                ('plays', models.BigIntegerField(default=0)),
-                ('likes', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("user_id", models.BigIntegerField()),
+                ("hashtag_id", models.BigIntegerField()),
+                ("bucket", models.DateTimeField()),
+                ("plays", models.BigIntegerField(default=0)),
+                ("likes", models.BigIntegerField(default=0)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user_id', 'bucket', 'hashtag_id'), name='userhashtagbucket_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("user_id", "bucket", "hashtag_id"), name="userhashtagbucket_unique"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='VideoBucket',
+            name="VideoBucket",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('plays', models.BigIntegerField(default=0)),
-                ('completed_plays', models.BigIntegerField(default=0)),
-                ('replays', models.BigIntegerField(default=0)),
-                ('likes', models.BigIntegerField(default=0)),
-                ('quick_likes', models.BigIntegerField(default=0)),
-                ('comments', models.BigIntegerField(default=0)),
-                ('effective_comments', models.BigIntegerField(default=0)),
-                ('shares', models.BigIntegerField(default=0)),
-                ('follows_gained', models.BigIntegerField(default=0)),
-                ('video_id', models.BigIntegerField()),
-                ('creator_id', models.BigIntegerField()),
-                ('bucket', models.DateTimeField()),
-                ('follower_events', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("plays", models.BigIntegerField(default=0)),
+                ("completed_plays", models.BigIntegerField(default=0)),
+                ("replays", models.BigIntegerField(default=0)),
+                ("likes", models.BigIntegerField(default=0)),
+                ("quick_likes", models.BigIntegerField(default=0)),
+                ("comments", models.BigIntegerField(default=0)),
+                ("effective_comments", models.BigIntegerField(default=0)),
+                ("shares", models.BigIntegerField(default=0)),
+                ("follows_gained", models.BigIntegerField(default=0)),
+                ("video_id", models.BigIntegerField()),
+                ("creator_id", models.BigIntegerField()),
+                ("bucket", models.DateTimeField()),
+                ("follower_events", models.BigIntegerField(default=0)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('video_id', 'bucket'), name='videobucket_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("video_id", "bucket"), name="videobucket_unique"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='VideoTotal',
+            name="VideoTotal",
             fields=[
-                ('video_id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('creator_id', models.BigIntegerField()),
-                ('published_at', models.DateTimeField()),
-                ('plays', models.BigIntegerField(default=0)),
-                ('interactions', models.BigIntegerField(default=0)),
-                ('first_hour_plays', models.BigIntegerField(default=0)),
-                ('first_hour_interactions', models.BigIntegerField(default=0)),
+                ("video_id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("creator_id", models.BigIntegerField()),
+                ("published_at", models.DateTimeField()),
+                ("plays", models.BigIntegerField(default=0)),
+                ("interactions", models.BigIntegerField(default=0)),
+                ("first_hour_plays", models.BigIntegerField(default=0)),
+                ("first_hour_interactions", models.BigIntegerField(default=0)),
             ],
             options={
-                'indexes': [models.Index(fields=['creator_id', 'published_at'], name='videototal_creator_idx')],
+                "indexes": [
+                    models.Index(
+                        fields=["creator_id", "published_at"], name="videototal_creator_idx"
+                    )
+                ],
             },
         ),
     ]

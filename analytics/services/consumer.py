@@ -108,9 +108,12 @@ def _mark(source: str, batch: EventBatch, dirty: Dirty) -> None:
             dirty.user_buckets.add((user, bucket))
     elif source == "comments":
         written = comment_keys_write(_fetch(sql.COMMENTS_WITHOUT_KEY, bounds))
-        ids = [row[0] for row in _fetch(
-            f"SELECT id FROM {sql.COMMENT} WHERE id > %(start)s AND id <= %(top)s", bounds
-        )]
+        ids = [
+            row[0]
+            for row in _fetch(
+                f"SELECT id FROM {sql.COMMENT} WHERE id > %(start)s AND id <= %(top)s", bounds
+            )
+        ]
         del written
         comment_groups_dirty(comment_ids=ids, dirty=dirty)
     elif source == "follows":

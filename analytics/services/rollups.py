@@ -178,15 +178,23 @@ def _rebuild_targets(video_ids: list[int] | None, since: datetime | None) -> Dir
 
 
 @transaction.atomic
-def analytics_rollups_rebuild(*, video_ids: list[int] | None = None, since: datetime | None = None) -> int:
+def analytics_rollups_rebuild(
+    *, video_ids: list[int] | None = None, since: datetime | None = None
+) -> int:
     """Recount the rollups of `video_ids` (all videos when None) for the buckets from `since`
     on (all time when None) from the rows. With neither, everything is rebuilt from scratch:
     the fan links from the follows, the users' activity, the creators' grids and interests.
     Returns how many video buckets were recounted."""
     if video_ids is None and since is None:
         for model in (
-            VideoBucket, CreatorBucket, VideoTotal, UserBucket, UserHashtagBucket,
-            FanLink, CreatorFanBucket, CreatorHashtagBucket,
+            VideoBucket,
+            CreatorBucket,
+            VideoTotal,
+            UserBucket,
+            UserHashtagBucket,
+            FanLink,
+            CreatorFanBucket,
+            CreatorHashtagBucket,
         ):
             _execute(f"TRUNCATE {model._meta.db_table}", [])
     _comment_keys_complete(video_ids)
@@ -212,9 +220,7 @@ def _comment_keys_complete(video_ids: list[int] | None) -> None:
     if video_ids is None:
         scope = "true"
     else:
-        scope = (
-            f"c.user_id IN (SELECT user_id FROM {sql.COMMENT} WHERE video_id = ANY(%(videos)s))"
-        )
+        scope = f"c.user_id IN (SELECT user_id FROM {sql.COMMENT} WHERE video_id = ANY(%(videos)s))"
     with connection.cursor() as cursor:
         cursor.execute(
             f"""SELECT c.id, c.user_id, c.video_id, c.created_at, c.text FROM {sql.COMMENT} c

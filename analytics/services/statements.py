@@ -54,7 +54,10 @@ def _in(alias: str, column: str = "created_at") -> str:
 
 
 # Follower of the target video's creator *now*, as the consumer last saw the follows.
-_FOLLOWER = f"EXISTS (SELECT 1 FROM {FAN_LINK} fl WHERE fl.creator_id = t.creator_id AND fl.user_id = {{alias}}.user_id)"
+_FOLLOWER = (
+    f"EXISTS (SELECT 1 FROM {FAN_LINK} fl"
+    " WHERE fl.creator_id = t.creator_id AND fl.user_id = {alias}.user_id)"
+)
 
 FIELDS = (*COUNTERS, "follower_events")
 

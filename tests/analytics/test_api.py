@@ -53,10 +53,22 @@ def test_a_creator_with_no_videos(make_client: ClientMaker) -> None:
     consume()
     body = get(make_client(creator), "/api/v1/creators/me/analytics?days=7&tz=Asia/Kathmandu")
     assert body["totals"] == {
-        "plays": 0, "likes": 0, "comments": 0, "shares": 0, "follows_gained": 0, "interactions": 0,
+        "plays": 0,
+        "likes": 0,
+        "comments": 0,
+        "shares": 0,
+        "follows_gained": 0,
+        "interactions": 0,
     }
-    for rate in ("interaction_rate", "interaction_growth_rate", "first_hour_velocity",
-                 "completion_rate", "replay_rate", "effective_comment_share", "quick_like_share"):
+    for rate in (
+        "interaction_rate",
+        "interaction_growth_rate",
+        "first_hour_velocity",
+        "completion_rate",
+        "replay_rate",
+        "effective_comment_share",
+        "quick_like_share",
+    ):
         assert body[rate] is None
     assert body["fan_activity"] == {"timezone": "Asia/Kathmandu", "grid": EMPTY_GRID}
     assert body["interest_preferences"] == []
@@ -68,7 +80,7 @@ def test_a_creator_with_no_videos(make_client: ClientMaker) -> None:
 def test_a_window_with_no_plays_has_null_rates_and_growth_against_nothing_is_null(
     make_client: ClientMaker,
 ) -> None:
-    creator, client, clip = _creator(make_client)
+    _, client, clip = _creator(make_client)
     world.like(UserFactory.create(), clip, timezone.now() - 2 * DAY)
     consume()
     body = get(client, "/api/v1/creators/me/analytics")
@@ -83,7 +95,7 @@ def test_a_window_with_no_plays_has_null_rates_and_growth_against_nothing_is_nul
 def test_growth_with_numbers_and_a_replay_whose_first_play_was_before_the_window(
     make_client: ClientMaker,
 ) -> None:
-    creator, client, clip = _creator(make_client)
+    _, client, clip = _creator(make_client)
     now = timezone.now()
     viewer = UserFactory.create()
     world.play(viewer, clip, now - 40 * DAY, watched_ms=9000)  # before the 28-day window
@@ -102,7 +114,7 @@ def test_growth_with_numbers_and_a_replay_whose_first_play_was_before_the_window
 
 
 def test_repeated_and_emoji_only_comments(make_client: ClientMaker) -> None:
-    creator, client, clip = _creator(make_client)
+    _, client, clip = _creator(make_client)
     other = world.video(UserFactory.create(), timezone.now() - 100 * DAY)
     fan = UserFactory.create()
     now = timezone.now()
@@ -120,7 +132,7 @@ def test_repeated_and_emoji_only_comments(make_client: ClientMaker) -> None:
 def test_quick_likes_a_like_with_no_play_one_after_two_seconds_and_one_watched(
     make_client: ClientMaker,
 ) -> None:
-    creator, client, clip = _creator(make_client)
+    _, client, clip = _creator(make_client)
     now = timezone.now()
     no_play, quick, watcher = UserFactory.create_batch(3)
     world.like(no_play, clip, now - DAY)
@@ -150,32 +162,54 @@ def test_uncounted_rows_are_excluded_everywhere(make_client: ClientMaker) -> Non
     consume()
     body = get(client, "/api/v1/creators/me/analytics?days=90")
     assert body["totals"] == {
-        "plays": 0, "likes": 0, "comments": 0, "shares": 0, "follows_gained": 0, "interactions": 0,
+        "plays": 0,
+        "likes": 0,
+        "comments": 0,
+        "shares": 0,
+        "follows_gained": 0,
+        "interactions": 0,
     }
     assert body["fan_activity"]["grid"] == EMPTY_GRID
 
 
 def test_parameters_outside_the_spec_are_400(make_client: ClientMaker) -> None:
-    creator, client, clip = _creator(make_client)
+    _, client, clip = _creator(make_client)
     path = "/api/v1/creators/me/analytics"
     days_error = "Must be one of 7, 28, 90."
     tz_error = "Unknown time zone 'Mars/Base': give an IANA name such as Europe/Berlin."
-    assert_problem(client.get(f"{path}?days=5"), 400, "invalid",
-                   f"Invalid input: days: {days_error}", errors={"days": [days_error]})
-    assert_problem(client.get(f"{path}?days=abc"), 400, "invalid",
-                   f"Invalid input: days: {days_error}", errors={"days": [days_error]})
     assert_problem(
-        client.get(f"/api/v1/videos/{clip.pk}/analytics?days=07&tz=Mars/Base"), 400, "invalid",
+        client.get(f"{path}?days=5"),
+        400,
+        "invalid",
+        f"Invalid input: days: {days_error}",
+        errors={"days": [days_error]},
+    )
+    assert_problem(
+        client.get(f"{path}?days=abc"),
+        400,
+        "invalid",
+        f"Invalid input: days: {days_error}",
+        errors={"days": [days_error]},
+    )
+    assert_problem(
+        client.get(f"/api/v1/videos/{clip.pk}/analytics?days=07&tz=Mars/Base"),
+        400,
+        "invalid",
         f"Invalid input: days: {days_error}; tz: {tz_error}",
         errors={"days": [days_error], "tz": [tz_error]},
     )
     utc5 = "Unknown time zone 'UTC+5': give an IANA name such as Europe/Berlin."
-    assert_problem(client.get(f"{path}?tz=UTC%2B5"), 400, "invalid",
-                   f"Invalid input: tz: {utc5}", errors={"tz": [utc5]})
+    assert_problem(
+        client.get(f"{path}?tz=UTC%2B5"),
+        400,
+        "invalid",
+        f"Invalid input: tz: {utc5}",
+        errors={"tz": [utc5]},
+    )
 
 
 def test_another_users_video_and_an_unknown_video_are_404(make_client: ClientMaker) -> None:
-    creator, client, clip = _creator(make_client)
+    _, client, clip = _creator(make_client)
     stranger = make_client(UserFactory.create())
     for response in (
         stranger.get(f"/api/v1/videos/{clip.pk}/analytics"),
@@ -191,7 +225,7 @@ def test_anonymous_is_401(api_client: APIClient) -> None:
 def test_a_like_then_a_consumer_pass_is_visible_and_a_flip_after_the_next_pass(
     make_client: ClientMaker,
 ) -> None:
-    creator, client, clip = _creator(make_client)
+    _, client, clip = _creator(make_client)
     fan = make_client(UserFactory.create())
     assert fan.put(f"/api/v1/videos/{clip.pk}/like").status_code == 201
     consume()
@@ -256,7 +290,7 @@ QUERIES_PER_CREATOR_READ = 7
 def test_the_documents_validate_against_the_schema(make_client: ClientMaker) -> None:
     from tests.core.test_schema_pages import _validator
 
-    creator, client, clip = _creator(make_client)
+    _, client, clip = _creator(make_client)
     world.like(UserFactory.create(), clip, timezone.now() - DAY)
     consume()
     schema = APIClient().get("/api/schema/?format=json").json()

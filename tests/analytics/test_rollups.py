@@ -6,12 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.db.models import Model
 
 from analytics.raw import creator_figures_raw, video_figures_raw
 from analytics.selectors import creator_analytics_document, video_analytics_document
 from analytics.services.consumer import analytics_events_process
 from analytics.services.rollups import analytics_rollups_rebuild
-from engagement.models import Comment, Follow, InteractionKind, Like, Play, Share, User, Video
+from engagement.models import Comment, Follow, InteractionKind, Like, Play, Share, Video
 from engagement.services.counted import interactions_counted_set
 from engagement.services.interactions import creator_unfollow, video_unlike
 from polls.models import Sticker
@@ -23,9 +24,24 @@ pytestmark = pytest.mark.django_db
 # A Monday in DST-free April; 90 + 90 days back crosses both 2025-2026 DST changes of Berlin and
 # New York. `now` values are ragged (microseconds) and one is on a quarter hour.
 NOW = datetime(2026, 4, 20, 9, 3, 17, 654321, tzinfo=UTC)
-NOWS = [NOW, NOW + timedelta(minutes=7, seconds=3, microseconds=5), datetime(2026, 4, 21, tzinfo=UTC)]
+NOWS = [
+    NOW,
+    NOW + timedelta(minutes=7, seconds=3, microseconds=5),
+    datetime(2026, 4, 21, tzinfo=UTC),
+]
 ZONES = ["UTC", "Asia/Kolkata", "Asia/Kathmandu", "Europe/Berlin", "America/New_York"]
-TEXTS = ["nice one", "Nice   ONE", "😀😀", "!!! 😀", "hello!", "hello", "Straße", "STRASSE", "#️⃣", "★"]
+TEXTS = [
+    "nice one",
+    "Nice   ONE",
+    "😀😀",
+    "!!! 😀",
+    "hello!",
+    "hello",
+    "Straße",
+    "STRASSE",
+    "#️⃣",
+    "★",
+]
 HASHTAGS = ["cats", "dogs", "food", "Zebra", "art", "éclair"]
 STICKER_KINDS = [k for k, _ in Sticker.Kind.choices]
 
@@ -55,20 +71,27 @@ def build_world(seed: int, *, size: int = 1) -> dict[str, Any]:
             videos.append(clip)
     for clip in videos:
         published = clip.created_at
-        soon = lambda: published + timedelta(minutes=rng.uniform(0, 90))  # noqa: E731
-        later = lambda: _moment(rng, after=published)  # noqa: E731
-        when = lambda: soon() if rng.random() < 0.3 else later()  # noqa: E731
+
+        def when(published: datetime = published) -> datetime:
+            if rng.random() < 0.3:  # in or near the first hour
+                return published + timedelta(minutes=rng.uniform(0, 90))
+            return _moment(rng, after=published)
+
         for _ in range(rng.randint(0, 12 * size)):
             world.play(
-                rng.choice(everyone), clip, when(),
+                rng.choice(everyone),
+                clip,
+                when(),
                 watched_ms=rng.choice([500, 1200, 2000, 2999, 3000, 15_000]),
-                completed=rng.random() < 0.4, counted=rng.random() < 0.9,
+                completed=rng.random() < 0.4,
+                counted=rng.random() < 0.9,
             )
         for liker in rng.sample(everyone, rng.randint(0, len(everyone) // 2)):
             world.like(liker, clip, when(), counted=rng.random() < 0.9)
         for _ in range(rng.randint(0, 6 * size)):
-            world.comment(rng.choice(everyone), clip, when(), rng.choice(TEXTS),
-                          counted=rng.random() < 0.9)
+            world.comment(
+                rng.choice(everyone), clip, when(), rng.choice(TEXTS), counted=rng.random() < 0.9
+            )
         for _ in range(rng.randint(0, 3 * size)):
             world.share(rng.choice(everyone), clip, when(), counted=rng.random() < 0.9)
     for user in everyone:
@@ -90,12 +113,15 @@ def churn(setting: dict[str, Any]) -> None:
         creator_unfollow(user=follow.user, creator_id=follow.creator_id)
     for like in rng.sample(list(Like.objects.all()), min(3, Like.objects.count())):
         video_unlike(user=like.user, video_id=like.video_id)
-    for kind, model in [
-        (InteractionKind.LIKE, Like), (InteractionKind.COMMENT, Comment),
-        (InteractionKind.SHARE, Share), (InteractionKind.PLAY, Play),
+    models: list[tuple[InteractionKind, type[Model]]] = [
+        (InteractionKind.LIKE, Like),
+        (InteractionKind.COMMENT, Comment),
+        (InteractionKind.SHARE, Share),
+        (InteractionKind.PLAY, Play),
         (InteractionKind.FOLLOW, Follow),
-    ]:
-        ids = list(model.objects.values_list("id", flat=True))
+    ]
+    for kind, model in models:
+        ids = list(model._default_manager.values_list("pk", flat=True))
         for counted in (False, True):
             chosen = rng.sample(ids, min(len(ids), 3))
             if chosen:
@@ -112,13 +138,17 @@ def assert_equal_to_oracle(setting: dict[str, Any], nows: list[datetime] = NOWS)
         for days in (7, 28, 90):
             for tz in ZONES:
                 for creator in setting["creators"]:
-                    served = creator_analytics_document(creator_id=creator.pk, days=days, tz=tz, now=now)
+                    served = creator_analytics_document(
+                        creator_id=creator.pk, days=days, tz=tz, now=now
+                    )
                     oracle = creator_figures_raw(creator_id=creator.pk, days=days, tz=tz, now=now)
                     assert without_as_of(served) == oracle, (creator.pk, days, tz, now)
                     compared += 1
                 if tz in ("UTC", "Asia/Kathmandu"):
                     for clip in setting["videos"]:
-                        served = video_analytics_document(video_id=clip.pk, days=days, tz=tz, now=now)
+                        served = video_analytics_document(
+                            video_id=clip.pk, days=days, tz=tz, now=now
+                        )
                         oracle = video_figures_raw(video_id=clip.pk, days=days, tz=tz, now=now)
                         assert without_as_of(served) == oracle, (clip.pk, days, tz, now)
                         compared += 1
@@ -166,7 +196,7 @@ def _rollup_tables() -> dict[str, Any]:
     ]:
         fields = [f.name for f in model._meta.fields if f.name != "id"]
         rows = {}
-        for row in model.objects.values(*fields):
+        for row in model._default_manager.values(*fields):
             values = {k: v for k, v in row.items()}
             numbers = [v for k, v in values.items() if not k.endswith("_id") and isinstance(v, int)]
             if numbers and not any(numbers):

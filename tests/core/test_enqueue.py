@@ -32,7 +32,7 @@ from core.models import IdempotencyRecord
 from tests.conftest import ROOT, _database_url, wait_until
 from tests.factories import UserFactory
 
-APPS = ("core", "engagement", "polls", "rewards")
+APPS = ("core", "engagement", "polls", "rewards", "analytics")
 TASK = "core.tasks.purge_idempotency_keys"
 FLAG = "test:enqueue-probe"
 
