@@ -5,7 +5,7 @@ one creator or video) and counts the raw rows of the window's ragged start, `[st
 quarter hour)` (and, for the growth rate, the previous window's two ragged ends), with the same
 `COUNTS` statement the consumer uses. The bucket holding `now` is read from the rollups: it
 holds what the consumer has passed, which is what `as_of` says. A creator read is six
-statements and a video read seven, whatever the history.
+statements and a video read six, whatever the history.
 """
 
 from datetime import UTC, datetime, timedelta

@@ -15,9 +15,9 @@ commits. A pass that stopped at a batch limit on any source leaves `as_of` where
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from analytics.services import statements as sql
@@ -56,6 +56,9 @@ BATCH = 5_000
 CONSUMER_LOCK = "analytics-consumer"
 TASK = "analytics.tasks.process_analytics_events"
 AS_OF = "analytics:as_of"
+# The consumer is the only writer of its rows: a longer wait is a table lock (DDL, TRUNCATE).
+LOCK_TIMEOUT_MS = 500
+LOCK_NOT_AVAILABLE = "55P03"
 
 SOURCES = {
     "likes": Like,
@@ -107,14 +110,14 @@ def _mark(source: str, batch: EventBatch, dirty: Dirty) -> None:
             dirty.video_buckets.add((video, bucket))
             dirty.user_buckets.add((user, bucket))
     elif source == "comments":
-        written = comment_keys_write(_fetch(sql.COMMENTS_WITHOUT_KEY, bounds))
+        comment_keys_write(_fetch(sql.COMMENTS_WITHOUT_KEY, bounds))
+        # every comment of the batch (young ones are read again): its (user, key) group
         ids = [
             row[0]
             for row in _fetch(
                 f"SELECT id FROM {sql.COMMENT} WHERE id > %(start)s AND id <= %(top)s", bounds
             )
         ]
-        del written
         comment_groups_dirty(comment_ids=ids, dirty=dirty)
     elif source == "follows":
         for user, creator, video, bucket in _fetch(sql.FOLLOWS_OF_BATCH, bounds):
@@ -158,25 +161,39 @@ def analytics_events_process() -> Report:
         if not taken:
             return Report()
         started = timezone.now()
-        with transaction.atomic():
-            dirty = Dirty()
-            batches = {}
-            # Comments first: their keys must exist before a flip record looks them up.
-            for source in ("comments", *[s for s in SOURCES if s != "comments"]):
-                batch = _batch(source)
-                batches[source] = batch
-                if batch.rows:
-                    _mark(source, batch, dirty)
-            if dirty:
-                dirty_recount(dirty)
-            for source, batch in batches.items():
-                watermark_advance(watermark_name(source), batch.safe)
-            more = any(batch.full for batch in batches.values())
-            if not more:
-                watermark_advance_time(AS_OF, started)
-        rows = sum(batch.rows for batch in batches.values())
-        if rows:
-            logger.info(
-                "analytics pass", extra={"rows": rows, "video_buckets": len(dirty.video_buckets)}
-            )
-        return Report(rows=rows, video_buckets=len(dirty.video_buckets), more=more)
+        try:
+            return _pass(started)
+        except OperationalError as error:
+            # Only a table lock (DDL, TRUNCATE) makes the pass wait: give way rather than
+            # deadlock with it; the next wake-up or sweep does the work.
+            if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            logger.warning("analytics pass gave way to a table lock")
+            return Report()
+
+
+def _pass(started: datetime) -> Report:
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
+        dirty = Dirty()
+        batches = {}
+        # Comments first: their keys must exist before a flip record looks them up.
+        for source in ("comments", *[s for s in SOURCES if s != "comments"]):
+            batch = _batch(source)
+            batches[source] = batch
+            if batch.rows:
+                _mark(source, batch, dirty)
+        if dirty:
+            dirty_recount(dirty)
+        for source, batch in batches.items():
+            watermark_advance(watermark_name(source), batch.safe)
+        more = any(batch.full for batch in batches.values())
+        if not more:
+            watermark_advance_time(AS_OF, started)
+    rows = sum(batch.rows for batch in batches.values())
+    if rows:
+        logger.info(
+            "analytics pass", extra={"rows": rows, "video_buckets": len(dirty.video_buckets)}
+        )
+    return Report(rows=rows, video_buckets=len(dirty.video_buckets), more=more)
