@@ -1,9 +1,6 @@
-from django.urls import path, register_converter
+from django.urls import path
 
 from analytics.api import views
-from core.urls import IdConverter
-
-register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("creators/me/analytics", views.CreatorAnalyticsView.as_view(), name="creator-analytics"),
