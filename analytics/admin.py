@@ -9,8 +9,8 @@ and two read-only views show the figures
   table of their videos with links to each video's figures;
 - `/admin/engagement/video/<id>/analytics/?days=28&tz=UTC`: one video's document.
 
-Both take the documents from `analytics.admin_source`, the one place to point at the
-rollup-served selectors. A bad `days` or `tz` is a form error on the page, never a 500.
+Both take the documents from `analytics.selectors`, served from the rollups as the API's are.
+A bad `days` or `tz` is a form error on the page, never a 500.
 """
 
 from typing import Any
@@ -27,7 +27,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
-from analytics.admin_source import creator_analytics_document, video_analytics_document
 from analytics.parameters import (
     ALLOWED_DAYS,
     DEFAULT_DAYS,
@@ -35,6 +34,7 @@ from analytics.parameters import (
     InvalidAnalyticsParameter,
     check_timezone,
 )
+from analytics.selectors import creator_analytics_document, video_analytics_document
 from engagement.admin import UserAdmin, VideoAdmin
 from engagement.models import User, Video
 from engagement.services.counters import video_counts

@@ -1,7 +1,13 @@
-"""Discovery tables: the heat of each video and the per-slice trending rollups (docs/discovery.md).
+"""The analytics tables: the creator centre's rollups (docs/analytics.md, "Rollups"), the heat
+of each video and the per-slice trending rollups (docs/discovery.md).
 
-Everything here is derived from the interaction tables and can be rebuilt from them
-(`heat_rebuild`, `trending_rebuild`); the analytics consumers keep it current incrementally.
+Every table is derived from the interaction rows and can be rebuilt from them
+(`analytics.services.rollups.analytics_rollups_rebuild`, `heat_rebuild`, `trending_rebuild`);
+the analytics consumers keep them current incrementally. Rollup buckets are UTC quarter hours
+(`date_bin('15 minutes', created_at, '2000-01-01Z')`): every zone offset in use is a multiple of
+15 minutes and DST changes happen on quarter hours, so a bucket lies in exactly one local hour of
+any IANA zone. Rollup ids are plain integers, not foreign keys: the rollups are rewritten by
+set-based statements and must not cascade or check parents on every write.
 """
 
 from django.contrib.postgres.fields import ArrayField
@@ -9,6 +15,184 @@ from django.db import models
 from django.db.models import Q
 
 from engagement.models import Video
+
+COUNTERS = (
+    "plays",
+    "completed_plays",
+    "replays",
+    "likes",
+    "quick_likes",
+    "comments",
+    "effective_comments",
+    "shares",
+    "follows_gained",
+)
+
+
+class _Row(models.Model):
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.pk}"
+
+
+class _Counts(_Row):
+    plays = models.BigIntegerField(default=0)
+    completed_plays = models.BigIntegerField(default=0)
+    replays = models.BigIntegerField(default=0)
+    likes = models.BigIntegerField(default=0)
+    quick_likes = models.BigIntegerField(default=0)
+    comments = models.BigIntegerField(default=0)
+    effective_comments = models.BigIntegerField(default=0)
+    shares = models.BigIntegerField(default=0)
+    follows_gained = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class VideoBucket(_Counts):
+    """A video's counted figures made in one UTC quarter hour, plus `follower_events`: the
+    counted likes, comments, shares and plays on it by users who follow its creator now."""
+
+    video_id = models.BigIntegerField()
+    creator_id = models.BigIntegerField()
+    bucket = models.DateTimeField()
+    follower_events = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["video_id", "bucket"], name="videobucket_unique")
+        ]
+
+
+class CreatorBucket(_Counts):
+    """The sum of the creator's `VideoBucket` rows of one quarter hour (kept by the deltas of
+    those rows), so a creator's read does not grow with the number of videos."""
+
+    creator_id = models.BigIntegerField()
+    bucket = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["creator_id", "bucket"], name="creatorbucket_unique")
+        ]
+
+
+class VideoTotal(_Row):
+    """A video's lifetime counted plays and interactions (deltas of its buckets) and its own
+    first hour `[published_at, published_at + 1 hour)` (recomputed from the rows whenever a
+    row in that hour changes)."""
+
+    video_id = models.BigIntegerField(primary_key=True)
+    creator_id = models.BigIntegerField()
+    published_at = models.DateTimeField()
+    plays = models.BigIntegerField(default=0)
+    interactions = models.BigIntegerField(default=0)
+    first_hour_plays = models.BigIntegerField(default=0)
+    first_hour_interactions = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["creator_id", "published_at"], name="videototal_creator_idx")
+        ]
+
+
+class UserBucket(_Row):
+    """One user's counted likes, comments, shares and plays (anywhere) in one quarter hour:
+    what a follow adds to (an unfollow removes from) the creator's fan grid."""
+
+    user_id = models.BigIntegerField()
+    bucket = models.DateTimeField()
+    events = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "bucket"], name="userbucket_unique")
+        ]
+
+
+class UserHashtagBucket(_Row):
+    """One user's counted plays and likes of videos carrying a hashtag, per quarter hour."""
+
+    user_id = models.BigIntegerField()
+    hashtag_id = models.BigIntegerField()
+    bucket = models.DateTimeField()
+    plays = models.BigIntegerField(default=0)
+    likes = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user_id", "bucket", "hashtag_id"], name="userhashtagbucket_unique"
+            )
+        ]
+
+
+class FanLink(_Row):
+    """The follows whose user's activity is included in the creator's fan rollups: exactly the
+    counted follows, as of the consumer's last pass."""
+
+    user_id = models.BigIntegerField()
+    creator_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "creator_id"], name="fanlink_unique")
+        ]
+        indexes = [models.Index(fields=["creator_id"], name="fanlink_creator_idx")]
+
+
+class CreatorFanBucket(_Row):
+    """The sum of the `UserBucket` rows of the creator's `FanLink` users, per quarter hour."""
+
+    creator_id = models.BigIntegerField()
+    bucket = models.DateTimeField()
+    events = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["creator_id", "bucket"], name="creatorfanbucket_unique")
+        ]
+
+
+class CreatorHashtagBucket(_Row):
+    """The sum of the `UserHashtagBucket` rows of the creator's `FanLink` users."""
+
+    creator_id = models.BigIntegerField()
+    bucket = models.DateTimeField()
+    hashtag_id = models.BigIntegerField()
+    plays = models.BigIntegerField(default=0)
+    likes = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["creator_id", "bucket", "hashtag_id"], name="creatorhashtagbucket_unique"
+            )
+        ]
+
+
+class CommentKey(_Row):
+    """What the Unicode rules say about one comment (analytics.comments), computed once in
+    Python: `hollow`, and the sha256 of its repeat key. A comment is effective when it is not
+    hollow and no counted comment of the same user with the same key precedes it."""
+
+    comment_id = models.BigIntegerField(primary_key=True)
+    user_id = models.BigIntegerField()
+    video_id = models.BigIntegerField()
+    created_at = models.DateTimeField()
+    key_hash = models.BinaryField(max_length=32)
+    hollow = models.BooleanField()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["user_id", "key_hash", "created_at"], name="commentkey_repeat_idx"
+            ),
+            models.Index(fields=["video_id", "created_at"], name="commentkey_video_time_idx"),
+        ]
 
 
 class VideoHeat(models.Model):

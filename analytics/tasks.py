@@ -1,8 +1,11 @@
-"""Discovery consumers (queue `analytics`). Safe to run twice; one pass at a time."""
+"""Analytics consumers (queue `analytics`): creator-centre rollups, heat and trending, and the
+nightly reconciliation. All safe to run twice; each consumer runs one pass at a time."""
 
 from celery import shared_task
 
+from analytics.services.consumer import analytics_events_process
 from analytics.services.heat import heat_events_process
+from analytics.services.reconcile import analytics_rollups_reconcile
 from analytics.services.trending import trending_events_process
 from core.enqueue import enqueue_now
 from core.wakeups import woken
@@ -24,3 +27,18 @@ def process_trending_events() -> int:
     if report.more:
         enqueue_now(process_trending_events.name)
     return report.buckets
+
+
+@shared_task(acks_late=True)
+def process_analytics_events() -> int:
+    woken("analytics.tasks.process_analytics_events")
+    report = analytics_events_process()
+    if report.more:
+        enqueue_now(process_analytics_events.name)
+    return report.rows
+
+
+@shared_task(acks_late=True)
+def reconcile_analytics_rollups() -> int:
+    """Nightly: recount a sample of the videos' rollups from the rows and repair differences."""
+    return analytics_rollups_reconcile(sample=500).differences

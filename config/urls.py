@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("polls.api.urls")),
     path("", include("rewards.api.urls")),
     path("", include("analytics.api.discovery_urls")),
+    path("", include("analytics.api.urls")),
 ]
 
 urlpatterns = [

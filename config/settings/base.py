@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from core.metrics.timing import TimedRedisConnection
@@ -277,6 +278,18 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": timedelta(seconds=60),
         "options": {"expires": 120},
     },
+    # The analytics consumer on a clock: a lost wake-up delays the rollups by this much at most.
+    "sweep-analytics-events": {
+        "task": "analytics.tasks.process_analytics_events",
+        "schedule": timedelta(seconds=env.int("ANALYTICS_SWEEP_SECONDS", default=15)),
+        "options": {"expires": 30},
+    },
+    # Nightly: recount a sample of videos' rollups from the rows, repair and report differences.
+    "reconcile-analytics-rollups": {
+        "task": "analytics.tasks.reconcile_analytics_rollups",
+        "schedule": crontab(hour=3, minute=17),
+        "options": {"expires": 3600},
+    },
     "purge-expired-tokens": {
         "task": "engagement.tasks.purge_expired_tokens",
         "schedule": timedelta(hours=6),
@@ -297,10 +310,12 @@ TALLY_MARK_GRACE_SECONDS = env.float("TALLY_MARK_GRACE_SECONDS", default=1.0)
 # Consumers woken after a lower app commits: a burst of commits within this window is one run.
 WAKE_DEBOUNCE_SECONDS = env.float("WAKE_DEBOUNCE_SECONDS", default=1.0)
 
+ANALYTICS_CONSUMER = "analytics.tasks.process_analytics_events"
 # Consumers woken after a lower app commits (see core/wakeups.py): topic -> task names.
 WAKE_ON_COMMIT: dict[str, list[str]] = {
     "interactions": [
         "rewards.tasks.process_reward_events",
+        ANALYTICS_CONSUMER,
         "analytics.tasks.process_heat_events",
         "analytics.tasks.process_trending_events",
     ],
@@ -308,11 +323,16 @@ WAKE_ON_COMMIT: dict[str, list[str]] = {
     "stickers_final": ["rewards.tasks.process_reward_events"],
     # engagement.CountedFlip and polls.CountedFlip rows (docs/counted-flips.md).
     "counted_flips": [
+        ANALYTICS_CONSUMER,
         "analytics.tasks.process_heat_events",
         "analytics.tasks.process_trending_events",
     ],
     # engagement.Removal rows: unlikes, comment unlikes, unfollows.
-    "removals": ["analytics.tasks.process_heat_events", "analytics.tasks.process_trending_events"],
+    "removals": [
+        ANALYTICS_CONSUMER,
+        "analytics.tasks.process_heat_events",
+        "analytics.tasks.process_trending_events",
+    ],
 }
 
 # --- Metrics (docs/observability.md) ---------------------------------------------------------

@@ -133,6 +133,7 @@ def comment_create(*, user: User, video_id: int, text: str, client: ClientInfo) 
         user=user, video_id=video_id, text=text, ip=client.ip, device_id=client.device_id
     )
     video_counter_add(video_id=video_id, counter="comments", delta=1)
+    wake("interactions")
     return comment
 
 
@@ -179,6 +180,7 @@ def share_create(*, user: User, video_id: int, channel: str, client: ClientInfo)
         user=user, video_id=video_id, channel=channel, ip=client.ip, device_id=client.device_id
     )
     video_counter_add(video_id=video_id, counter="shares", delta=1)
+    wake("interactions")
     return share
 
 
@@ -203,6 +205,7 @@ def play_create(
         device_id=client.device_id,
     )
     video_counter_add(video_id=video_id, counter="plays", delta=1)
+    wake("interactions")
     return PlayResult(play=play, replay=replay)
 
 
@@ -232,6 +235,8 @@ def creator_follow(
         },
         ["user", "creator"],
     )
+    if new_id is not None:
+        wake("interactions")
     return ToggleResult(created=new_id is not None)
 
 

@@ -138,6 +138,8 @@ def viewer_with_history(user: User) -> User:
     RewardRuleFactory.create(threshold=2)
     RewardRuleFactory.create(threshold=3, perk=PerkFactory.create())
     videos = VideoFactory.create_batch(5)
+    # the sticker's video is the viewer's own, so its analytics answer too
+    Video.objects.filter(pk=videos[0].pk).update(creator=user)
     for video in videos:
         LikeFactory.create(user=user, video=video)
     CommentFactory.create(user=user, video=videos[0])
