@@ -18,13 +18,13 @@ lag; younger rows are read again next pass (the effects must be idempotent), and
 skipped. Watermarks never move back.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.models import Watermark
@@ -172,3 +172,61 @@ def consumer_lock(name: str) -> Iterator[bool]:
         if taken:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [name])
+
+
+@dataclass
+class SourcesPass:
+    """What one pass over several event tables did (see `sources_pass`)."""
+
+    # Rows read per source name, and the sum of what `apply` returned.
+    rows: dict[str, int] = field(default_factory=dict)
+    applied: int = 0
+    # A source had a full batch: run again soon.
+    more: bool = False
+    # False when another worker held the lock and this pass did nothing.
+    ran: bool = False
+
+
+def sources_pass(
+    *,
+    lock: str,
+    sources: Sequence[tuple[str, str]],
+    watermark_prefix: str,
+    apply: Callable[[str, EventBatch], int],
+    safety_lag: timedelta,
+    limit: int,
+    as_of: str | None = None,
+    before: Callable[[datetime], None] | None = None,
+) -> SourcesPass:
+    """One consumer pass over several tables, each past its own watermark.
+
+    `sources` are (name, table) pairs; the watermark of each is `{watermark_prefix}:{name}`.
+    Under `consumer_lock(lock)`: for each source with new rows, `apply(name, batch)` and the
+    watermark's advance run in one transaction (a crash rolls both back; the rows are read
+    again). `before(read_at)` runs first (housekeeping such as pruning). When no source had a
+    full batch, the time watermark `as_of` moves to `read_at - safety_lag`: every row committed
+    before then has been applied.
+    """
+    report = SourcesPass()
+    with consumer_lock(lock) as taken:
+        if not taken:
+            return report
+        report.ran = True
+        read_at = timezone.now()
+        if before is not None:
+            before(read_at)
+        for name, table in sources:
+            watermark = f"{watermark_prefix}:{name}"
+            batch = event_batch_read(
+                table=table, watermark=watermark, safety_lag=safety_lag, limit=limit
+            )
+            report.rows[name] = batch.rows
+            report.more = report.more or batch.full
+            if not batch.rows:
+                continue
+            with transaction.atomic():
+                report.applied += apply(name, batch)
+                watermark_advance(watermark, batch.safe)
+        if as_of is not None and not report.more:
+            watermark_advance_time(as_of, read_at - safety_lag)
+    return report

@@ -16,16 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.utils import timezone
 
 from analytics.models import VideoHeat
-from core.eventlog import (
-    consumer_lock,
-    event_batch_read,
-    watermark_advance,
-    watermark_advance_time,
-    watermark_time,
-)
+from core.eventlog import EventBatch, sources_pass, watermark_time
 from engagement.models import Comment, CountedFlip, InteractionKind, Like, Removal, Video
 
 DEPTH = 1
@@ -164,8 +157,11 @@ SOURCES = [
 ]
 
 
+WATERMARK_PREFIX = "analytics-heat"
+
+
 def watermark_name(source: str) -> str:
-    return f"analytics-heat:{source}"
+    return f"{WATERMARK_PREFIX}:{source}"
 
 
 @dataclass
@@ -187,31 +183,23 @@ def _videos_of(source: Source, start: int, top: int) -> list[int]:
 
 def heat_events_process() -> HeatReport:
     """One pass of the heat consumer over every source; safe to run twice, one at a time."""
-    report = HeatReport()
-    with consumer_lock(CONSUMER_LOCK) as taken:
-        if not taken:
-            return report
-        read_at = timezone.now()
-        for source in SOURCES:
-            batch = event_batch_read(
-                table=source.table,
-                watermark=watermark_name(source.name),
-                safety_lag=SAFETY_LAG,
-                limit=BATCH,
-            )
-            report.rows[source.name] = batch.rows
-            report.more = report.more or batch.full
-            if not batch.rows:
-                continue
-            with transaction.atomic():
-                videos = _videos_of(source, batch.start, batch.top)
-                heat_recompute(video_ids=videos)
-                report.videos += len(videos)
-                watermark_advance(watermark_name(source.name), batch.safe)
-        if not report.more:
-            # Every row committed before read_at - lag was visible and is now in the heat.
-            watermark_advance_time(AS_OF, read_at - SAFETY_LAG)
-    return report
+    by_name = {source.name: source for source in SOURCES}
+
+    def apply(name: str, batch: EventBatch) -> int:
+        videos = _videos_of(by_name[name], batch.start, batch.top)
+        heat_recompute(video_ids=videos)
+        return len(videos)
+
+    done = sources_pass(
+        lock=CONSUMER_LOCK,
+        sources=[(source.name, source.table) for source in SOURCES],
+        watermark_prefix=WATERMARK_PREFIX,
+        apply=apply,
+        safety_lag=SAFETY_LAG,
+        limit=BATCH,
+        as_of=AS_OF,
+    )
+    return HeatReport(videos=done.applied, rows=done.rows, more=done.more)
 
 
 def heat_as_of() -> datetime:

@@ -24,13 +24,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics.models import TagHour, TagSlice, VideoSlice
-from core.eventlog import (
-    consumer_lock,
-    event_batch_read,
-    watermark_advance,
-    watermark_advance_time,
-    watermark_time,
-)
+from core.eventlog import EventBatch, sources_pass, watermark_time
 from engagement.models import (
     Comment,
     CountedFlip,
@@ -295,8 +289,11 @@ SOURCES = [
 ]
 
 
+WATERMARK_PREFIX = "analytics-trending"
+
+
 def watermark_name(source: str) -> str:
-    return f"analytics-trending:{source}"
+    return f"{WATERMARK_PREFIX}:{source}"
 
 
 @dataclass
@@ -324,31 +321,29 @@ def _changed_of(source: Source, start: int, top: int, since: datetime) -> tuple[
 
 def trending_events_process() -> TrendingReport:
     """One pass of the trending consumer over every source; safe to run twice, one at a time."""
-    report = TrendingReport()
-    with consumer_lock(CONSUMER_LOCK) as taken:
-        if not taken:
-            return report
-        read_at = timezone.now()
+    by_name = {source.name: source for source in SOURCES}
+    oldest: list[datetime] = []
+
+    def prune(read_at: datetime) -> None:
         buckets_prune(now=read_at)
-        for source in SOURCES:
-            batch = event_batch_read(
-                table=source.table,
-                watermark=watermark_name(source.name),
-                safety_lag=SAFETY_LAG,
-                limit=BATCH,
-            )
-            report.rows[source.name] = batch.rows
-            report.more = report.more or batch.full
-            if not batch.rows:
-                continue
-            with transaction.atomic():
-                videos, times = _changed_of(source, batch.start, batch.top, read_at - RETENTION)
-                buckets_recompute(video_ids=videos, times=times)
-                report.buckets += len(videos)
-                watermark_advance(watermark_name(source.name), batch.safe)
-        if not report.more:
-            watermark_advance_time(AS_OF, read_at - SAFETY_LAG)
-    return report
+        oldest.append(read_at - RETENTION)
+
+    def apply(name: str, batch: EventBatch) -> int:
+        videos, times = _changed_of(by_name[name], batch.start, batch.top, oldest[0])
+        buckets_recompute(video_ids=videos, times=times)
+        return len(videos)
+
+    done = sources_pass(
+        lock=CONSUMER_LOCK,
+        sources=[(source.name, source.table) for source in SOURCES],
+        watermark_prefix=WATERMARK_PREFIX,
+        apply=apply,
+        safety_lag=SAFETY_LAG,
+        limit=BATCH,
+        as_of=AS_OF,
+        before=prune,
+    )
+    return TrendingReport(buckets=done.applied, rows=done.rows, more=done.more)
 
 
 def trending_as_of() -> datetime:

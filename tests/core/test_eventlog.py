@@ -5,6 +5,7 @@ with it), so they depend on no app's tables.
 """
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,9 +14,11 @@ from django.utils import timezone
 
 from core.eventlog import (
     EventBatch,
+    SourcesPass,
     consumer_lock,
     event_batch_read,
     position_as_time,
+    sources_pass,
     time_safe,
     watermark_advance,
     watermark_advance_time,
@@ -201,3 +204,52 @@ def test_the_consumer_lock_is_released_when_the_pass_fails() -> None:
     thread.start()
     thread.join(timeout=30)
     assert held == [True]
+
+
+# --- a pass over several sources ------------------------------------------------------------------
+def _pass(apply: Callable[[str, EventBatch], int]) -> SourcesPass:
+    return sources_pass(
+        lock="test-sources-pass",
+        sources=[("events", TABLE)],
+        watermark_prefix="test-pass",
+        apply=apply,
+        safety_lag=LAG,
+        limit=100,
+        as_of="test-pass:as_of",
+    )
+
+
+def test_a_pass_applies_each_new_batch_then_moves_its_watermark_and_the_as_of(
+    events: None,
+) -> None:
+    # given two old rows
+    ids = [_append(user, age=timedelta(minutes=10)) for user in (1, 2)]
+    seen: list[tuple[str, int, int]] = []
+
+    def apply(name: str, batch: EventBatch) -> int:
+        seen.append((name, batch.start, batch.top))
+        return 2
+
+    # when a pass runs
+    before = timezone.now()
+    done = _pass(apply)
+
+    # then the batch was applied once, its watermark passed it, and as_of is the read minus lag
+    assert (done.ran, done.rows, done.applied, done.more) == (True, {"events": 2}, 2, False)
+    assert seen == [("events", 0, ids[-1])]
+    assert watermark_position("test-pass:events") == ids[-1]
+    assert before - LAG <= watermark_time("test-pass:as_of") <= timezone.now() - LAG
+    # and a second pass finds nothing new
+    assert _pass(lambda name, batch: 1).rows == {"events": 0}
+
+
+def test_a_failing_apply_leaves_the_watermark_where_it_was(events: None) -> None:
+    _append(1, age=timedelta(minutes=10))
+
+    def fail(name: str, batch: EventBatch) -> int:
+        raise RuntimeError("crash mid-apply")
+
+    with pytest.raises(RuntimeError):
+        _pass(fail)
+
+    assert watermark_position("test-pass:events") == 0
