@@ -153,7 +153,9 @@ class VideoCounterAdmin(admin.ModelAdmin):
         return False
 
 
-INTERACTION_READONLY = ("created_at", "ip", "device_id")
+# `counted` changes only through engagement.services.counted (integrity decisions): that recounts
+# what the rows touch and leaves the flip record consumers read. Edited here it would do neither.
+INTERACTION_READONLY = ("created_at", "ip", "device_id", "counted")
 
 
 @admin.register(Like)

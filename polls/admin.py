@@ -149,7 +149,8 @@ class VoteAdmin(BigTableAdmin):
     search_fields = ("user__username", "device_id")
     autocomplete_fields = ("user",)
     raw_id_fields = ("sticker",)
-    readonly_fields = ("created_at", "voted_at", "ip", "device_id", "option_ids")
+    # `counted` changes only through polls.services.counted (recount + flip record).
+    readonly_fields = ("created_at", "voted_at", "ip", "device_id", "option_ids", "counted")
 
 
 @admin.register(Answer)
@@ -159,7 +160,7 @@ class AnswerAdmin(BigTableAdmin):
     search_fields = ("user__username",)
     autocomplete_fields = ("user",)
     raw_id_fields = ("sticker", "checkpoint")
-    readonly_fields = ("created_at", "ip", "device_id", "option_ids", "is_correct")
+    readonly_fields = ("created_at", "ip", "device_id", "option_ids", "is_correct", "counted")
 
 
 @admin.register(StickerTally)

@@ -1,6 +1,7 @@
 """The Django admin for engagement (SPEC §4): every page opens; big tables are never COUNTed."""
 
 import re
+from typing import Any
 
 import pytest
 from django.contrib.admin.sites import site
@@ -275,3 +276,23 @@ def test_big_table_changelists_hide_the_full_result_count(
 
     assert response.status_code == 200
     assert _full_count_queries(captured.captured_queries, meta.db_table) == []
+
+
+@pytest.mark.parametrize("factory", [LikeFactory, CommentLikeFactory])
+def test_counted_is_read_only_in_the_admin_so_flips_go_through_the_services(
+    staff_client: Client, factory: Any
+) -> None:
+    # given an interaction that counts
+    row = factory.create(counted=True)
+    meta = row._meta
+    url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[row.pk])
+
+    # when staff post the change form with counted off
+    page = staff_client.get(url)
+    staff_client.post(url, {"counted": ""})
+
+    # then the form offers no counted field and the row still counts
+    assert page.status_code == 200
+    assert 'name="counted"' not in page.content.decode()
+    row.refresh_from_db()
+    assert row.counted is True
