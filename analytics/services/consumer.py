@@ -82,7 +82,7 @@ class Report:
     more: bool = False
 
 
-def analytics_as_of():  # type: ignore[no-untyped-def]
+def analytics_as_of() -> "datetime | None":
     """The time up to which every committed interaction is in the rollups (None: never)."""
     position = watermark_position(AS_OF)
     return position_as_time(position) if position else None

@@ -345,6 +345,7 @@ METRICS_COLLECTORS = [
     "polls.metrics.LiveTallyLagCollector",
     "polls.metrics.StickersOverdueCollector",
     "rewards.metrics.RewardConsumerLagCollector",
+    "analytics.metrics.AnalyticsLagCollector",
 ]
 
 # --- Logging ----------------------------------------------------------------------------------
