@@ -29,6 +29,7 @@ from django_redis import get_redis_connection
 from config.celery import app as celery_app
 from core.enqueue import enqueue_flag_clear, enqueue_flag_key, enqueue_now, enqueue_on_commit
 from core.models import IdempotencyRecord
+from core.wakeups import wake, woken
 from tests.conftest import ROOT, _database_url, wait_until
 from tests.factories import UserFactory
 
@@ -215,3 +216,41 @@ def test_a_task_queued_by_name_after_commit_runs_in_the_worker(celery_worker: ob
 
     # then the worker runs it
     assert wait_until(lambda: not IdempotencyRecord.objects.filter(pk=record.pk).exists(), 60)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wake_up_queues_each_consumer_of_the_topic_once_with_one_redis_round_trip(
+    published: list, settings: Any
+) -> None:
+    # given a topic with two consumers
+    consumers = [TASK, "rewards.tasks.backfill_pending_rules"]
+    settings.WAKE_ON_COMMIT = {**settings.WAKE_ON_COMMIT, "test-topic": consumers}
+    for task_name in consumers:
+        woken(task_name)
+    round_trips: list[int] = []
+    connection = get_redis_connection("default")
+    original = connection.pipeline
+
+    def counting_pipeline(*args: Any, **kwargs: Any) -> Any:
+        pipe = original(*args, **kwargs)
+        execute = pipe.execute
+
+        def counted_execute(*a: Any, **k: Any) -> Any:
+            round_trips.append(len(pipe))
+            return execute(*a, **k)
+
+        pipe.execute = counted_execute
+        return pipe
+
+    connection.pipeline = counting_pipeline  # type: ignore[method-assign]
+    try:
+        # when two transactions commit, each waking the topic
+        for _ in range(2):
+            with transaction.atomic():
+                wake("test-topic")
+    finally:
+        connection.pipeline = original  # type: ignore[method-assign]
+
+    # then each consumer was queued once, and each wake-up was one round trip for both flags
+    assert sorted(name for name, _ in published) == sorted(consumers)
+    assert round_trips == [2, 2]
