@@ -188,7 +188,7 @@ def _load_sql(kind: str) -> str:
     when = f"{published} + random() * (now() - interval '1 minute' - {published})"
     common = "user_id, created_at, ip, device_id, counted"
     values = f"{user}, {when}, NULL, 'bench', true"
-    series = "generate_series(%(start)s, %(stop)s - 1) AS n"
+    series = "generate_series(%(start)s::bigint, %(stop)s::bigint - 1) AS n"
     if kind == "likes":
         return f"INSERT INTO {LIKE} ({common}, video_id) SELECT {values}, {video} FROM {series}"
     if kind == "shares":
@@ -334,7 +334,9 @@ def _group_by(database_url: str, statements: list[str]) -> float:
 
 
 def rebuilds_measure(database_url: str, plan: Plan, label: str) -> dict[str, Any]:
-    timeout = 600.0 if plan.quick else 1800.0
+    # Bounded: a rebuild that does not finish in time is stopped (its transaction rolls back)
+    # and its ratio reported as the lower bound timeout / GROUP BY.
+    timeout = 600.0 if plan.quick else 540.0
     rebuild_started = timezone.now()
     rollups_s = _rebuild("rollups", timeout)
     heat_s = _rebuild("heat", timeout)
@@ -353,12 +355,13 @@ def rebuilds_measure(database_url: str, plan: Plan, label: str) -> dict[str, Any
     return {
         "rollup_rebuild_s": rollups_s,
         "heat_rebuild_s": heat_s,
+        "rollup_rebuild_finished": rollups_s is not None,
+        "heat_rebuild_finished": heat_s is not None,
+        "rebuild_timeout_s": timeout,
         "rollup_group_by_s": group_rollup_s,
         "heat_group_by_s": group_heat_s,
-        "rollup_rebuild_ratio": rollups_s / group_rollup_s
-        if rollups_s and group_rollup_s
-        else None,
-        "heat_rebuild_ratio": heat_s / group_heat_s if heat_s and group_heat_s else None,
+        "rollup_rebuild_ratio": (rollups_s or timeout) / group_rollup_s,
+        "heat_rebuild_ratio": (heat_s or timeout) / group_heat_s,
     }
 
 
@@ -394,6 +397,33 @@ def _check_ok(server: Server, path: str, user: BenchUser) -> dict[str, Any]:
     return document
 
 
+def statements_profile(world: World) -> dict[str, list[float]]:
+    """Where a read's database time goes: each statement's wall time (ms), in order, for one
+    in-process call of each selector (after one warm-up call)."""
+    from django.test.utils import CaptureQueriesContext
+
+    from analytics import selectors
+
+    calls = {
+        "creator": lambda: selectors.creator_analytics_document(
+            creator_id=world.creator.id, days=90, tz="UTC"
+        ),
+        "video": lambda: selectors.video_analytics_document(
+            video_id=world.big_video, days=90, tz="UTC"
+        ),
+    }
+    profile: dict[str, list[float]] = {}
+    for name, call in calls.items():
+        call()
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            call()
+            total_ms = 1000 * (time.perf_counter() - started)
+        profile[name] = [round(1000 * float(q["time"]), 2) for q in captured.captured_queries]
+        say(f"    {name} document in-process: {total_ms:.1f} ms, statements (ms): {profile[name]}")
+    return profile
+
+
 def reads_measure(server: Server, plan: Plan, world: World, label: str) -> dict[str, Any]:
     creator_path = "/api/v1/creators/me/analytics?days=90"
     video_path = f"/api/v1/videos/{world.big_video}/analytics?days=90"
@@ -404,7 +434,7 @@ def reads_measure(server: Server, plan: Plan, world: World, label: str) -> dict[
         f"{plan.rounds} x {plan.round_s:.0f}s rounds each vs GET {BARE_PATH}"
     )
     bare = _get(server, BARE_PATH, world.creator)
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {"statements_ms": statements_profile(world)}
     for name, path in (("creator", creator_path), ("video", video_path)):
         pair: tuple[Side, Side] = (
             ("bare GET", bare, None),
