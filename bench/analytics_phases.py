@@ -336,7 +336,7 @@ def _group_by(database_url: str, statements: list[str]) -> float:
 def rebuilds_measure(database_url: str, plan: Plan, label: str) -> dict[str, Any]:
     # Bounded: a rebuild that does not finish in time is stopped (its transaction rolls back)
     # and its ratio reported as the lower bound timeout / GROUP BY.
-    timeout = 600.0 if plan.quick else 540.0
+    timeout = 600.0 if plan.quick else 360.0
     rebuild_started = timezone.now()
     rollups_s = _rebuild("rollups", timeout)
     heat_s = _rebuild("heat", timeout)
