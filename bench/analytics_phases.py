@@ -284,7 +284,11 @@ def consumers_skip_loaded() -> None:
 REBUILD_SCRIPT = """
 import sys, time, django
 django.setup()
+from django.db import connection
 from {module} import {function}
+with connection.cursor() as cursor:
+    cursor.execute("SELECT pg_backend_pid()")
+    print("BACKEND", cursor.fetchone()[0], flush=True)
 started = time.perf_counter()
 {function}()
 print("ELAPSED", time.perf_counter() - started, flush=True)
@@ -308,7 +312,14 @@ def _rebuild(what: str, timeout_s: float) -> float | None:
             text=True,
             timeout=timeout_s,
         )
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as stopped:
+        # The killed process's backend would run its statement on (holding the TRUNCATEd
+        # tables' locks) until statement_timeout: end it, so the rollback happens now.
+        output = stopped.stdout.decode() if isinstance(stopped.stdout, bytes) else stopped.stdout
+        for line in (output or "").splitlines():
+            if line.startswith("BACKEND "):
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_terminate_backend(%s)", [int(line.split()[1])])
         say(f"    {what} rebuild did not finish within {timeout_s:.0f}s (stopped)")
         return None
     for line in done.stdout.splitlines():
