@@ -123,6 +123,96 @@ TARGETS = [
         "x",
         "fanout",
     ),
+    Target(
+        "analytics_read_ratio",
+        "Analytics reads, throughput",
+        "the lower of GET creators/me/analytics?days=90 {analytics_large_creator_read_rps:.0f} "
+        "req/s vs bare GET {analytics_large_creator_bare_rps:.0f} "
+        "(= {analytics_large_creator_read_ratio:.2f}x, "
+        "p99 {analytics_large_creator_p99_ms:.0f} ms) "
+        "and GET videos/{{id}}/analytics?days=90 {analytics_large_video_read_rps:.0f} vs "
+        "{analytics_large_video_bare_rps:.0f} req/s (= {analytics_large_video_read_ratio:.2f}x), "
+        "big creator (a fifth of {analytics_interactions:,} interactions)\n"
+        "       server CPU per request: creator {analytics_large_creator_server_cpu_ms:.2f}, "
+        "video {analytics_large_video_server_cpu_ms:.2f}, bare "
+        "{analytics_large_creator_bare_server_cpu_ms:.2f} ms",
+        0.5,
+        False,
+        "x",
+        "analytics",
+    ),
+    Target(
+        "analytics_p99_ms_at_half_rate",
+        "Analytics reads, p99 at half rate",
+        "the higher of: creator at {analytics_creator_half_rate_rps:.0f} req/s open loop (p50 "
+        "{analytics_creator_p50_ms_at_half_rate:.1f}, p99 "
+        "{analytics_creator_p99_ms_at_half_rate:.1f} ms), video at "
+        "{analytics_video_half_rate_rps:.0f} req/s (p50 {analytics_video_p50_ms_at_half_rate:.1f}, "
+        "p99 {analytics_video_p99_ms_at_half_rate:.1f} ms)",
+        25.0,
+        True,
+        " ms",
+        "analytics",
+    ),
+    Target(
+        "analytics_size_ratio_10m_vs_1m",
+        "Analytics reads, large vs small",
+        "the lower of the creator and video read throughputs at {analytics_large_size:,} / at "
+        "{analytics_small_size:,} interactions (creator {analytics_large_creator_read_rps:.0f} vs "
+        "{analytics_small_creator_read_rps:.0f}, video {analytics_large_video_read_rps:.0f} vs "
+        "{analytics_small_video_read_rps:.0f} req/s)",
+        0.8,
+        False,
+        "x",
+        "analytics",
+    ),
+    Target(
+        "analytics_lag_p99_s",
+        "Analytics commit-to-visible lag",
+        "{analytics_lag_likes} likes PUT at {analytics_lag_rate:.0f}/s (sustained: "
+        "{analytics_lag_rate_sustained}), video analytics polled every "
+        "{analytics_lag_poll_interval_s:g} s: p50 {analytics_lag_p50_s:.2f} s, max "
+        "{analytics_lag_max_s:.2f} s, {analytics_lag_missing} never seen",
+        60.0,
+        True,
+        " s",
+        "analytics",
+    ),
+    Target(
+        "hot_read_ratio",
+        "Hot videos, throughput",
+        "GET videos/hot {hot_read_rps:.0f} req/s vs bare GET {hot_bare_rps:.0f} req/s (p99 "
+        "{hot_p99_ms:.0f} ms); server CPU per request {hot_server_cpu_ms:.2f} vs "
+        "{hot_bare_server_cpu_ms:.2f} ms",
+        0.8,
+        False,
+        "x",
+        "analytics",
+    ),
+    Target(
+        "rollup_rebuild_ratio",
+        "Rollup rebuild, time",
+        "analytics_rollups_rebuild() {analytics_large_rollup_rebuild_s:.1f} s vs plain GROUP BY "
+        "(video, quarter hour) of the 5 tables {analytics_large_rollup_group_by_s:.2f} s "
+        "(at {analytics_small_size:,}: {analytics_small_rollup_rebuild_s:.1f} vs "
+        "{analytics_small_rollup_group_by_s:.2f} s); finished in time (else the ratio is the "
+        "lower bound timeout / GROUP BY): {analytics_large_rollup_rebuild_finished}",
+        3.0,
+        True,
+        "x",
+        "analytics",
+    ),
+    Target(
+        "heat_rebuild_ratio",
+        "Heat rebuild, time",
+        "heat_rebuild() {analytics_large_heat_rebuild_s:.2f} s vs plain GROUP BY likes per video "
+        "{analytics_large_heat_group_by_s:.2f} s (at {analytics_small_size:,}: "
+        "{analytics_small_heat_rebuild_s:.2f} vs {analytics_small_heat_group_by_s:.2f} s)",
+        3.0,
+        True,
+        "x",
+        "analytics",
+    ),
     # The planted trends score 9-19 and the background's noise about 3 (a z-score), so a
     # detector that works finds all of them; 0.9 leaves room for one unlucky draw each way.
     Target(

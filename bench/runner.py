@@ -2,7 +2,8 @@
 
 See docs/benchmarks.md for the method. Options:
 
-  --only writes,reads,lag,finalize,fanout,grant_lag,trending   run only these phases (default: all)
+  --only writes,reads,lag,finalize,fanout,grant_lag,trending,analytics
+                                     run only these phases (default: all)
   --quick                            short phases, 100,000 votes instead of 1,000,000 and a
                                      10,000-user reward fan-out instead of 100,000
   --web-workers/--web-threads/--worker-class   gunicorn shape (default: 4 sync workers)
@@ -57,7 +58,16 @@ from bench.stack import (
     with_redis_db,
 )
 
-PHASES = ["writes", "reads", "lag", "finalize", "fanout", "grant_lag", "trending"]
+PHASES = [
+    "writes",
+    "reads",
+    "lag",
+    "finalize",
+    "fanout",
+    "grant_lag",
+    "trending",
+    "analytics",
+]
 THROTTLE_VARS = ("THROTTLE_ANON", "THROTTLE_USER", "THROTTLE_WRITES", "THROTTLE_AUTH")
 
 
@@ -348,6 +358,12 @@ class Run:
             started = time.monotonic()
             self.results.update(discovery_phases.phase_trending(plan))
             self.timed("trending", started)
+        if "analytics" in args.phases:
+            from bench import analytics_phases
+
+            started = time.monotonic()
+            self.results.update(analytics_phases.phase_analytics(server, plan, scratch_url))
+            self.timed("analytics", started)
         self.timed("total", total_started)
 
         now = dt.datetime.now(dt.UTC)
