@@ -16,10 +16,13 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Max, Model, Sum
 from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 
+from analytics.services import consumer as analytics_consumer
+from analytics.services import heat, trending
 from core.models import IdempotencyRecord
 from engagement.models import (
     Comment,
@@ -39,6 +42,7 @@ from engagement.models import (
     VideoHashtag,
 )
 from polls.models import CountedFlip as PollsCountedFlip
+from rewards.services import events as reward_events
 from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,6 +156,34 @@ def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[
             process.kill()
             process.wait(timeout=10)
         log.close()
+
+
+# The advisory locks the consumers hold while they run a pass (core.eventlog.consumer_lock).
+CONSUMER_LOCKS = (
+    reward_events.CONSUMER_LOCK,
+    analytics_consumer.CONSUMER_LOCK,
+    heat.CONSUMER_LOCK,
+    trending.CONSUMER_LOCK,
+)
+
+
+@pytest.fixture(autouse=True)
+def _consumers_settled_before_flush(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test with the real worker and a flushed database: let the passes its writes woke (after
+    the wake-up debounce) finish before the flush. A pass holding some tables while the flush
+    truncates all of them deadlocks the flush. (Set up after pytest-django's database fixture,
+    so torn down before it.)"""
+    yield
+    database = request.node.get_closest_marker("django_db")
+    if "celery_worker" not in request.fixturenames or not (
+        database and database.kwargs.get("transaction")
+    ):
+        return
+    time.sleep(settings.WAKE_DEBOUNCE_SECONDS + 1.0)
+    with connection.cursor() as cursor:
+        for lock in CONSUMER_LOCKS:  # wait for a running pass, then let go at once
+            cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [lock])
+            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [lock])
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.1) -> bool:

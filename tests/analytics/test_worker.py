@@ -1,35 +1,18 @@
 """Freshness through a real worker: woken after commit, no consumer call by hand."""
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from rest_framework.test import APIClient
 
 from analytics.selectors import creator_analytics_document
-from analytics.services.consumer import CONSUMER_LOCK
 from engagement.models import InteractionKind, Like
 from engagement.services.counted import interactions_counted_set
 from tests.conftest import wait_until
 from tests.factories import UserFactory, VideoFactory
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _consumer_idle_after() -> Iterator[None]:
-    """Let the worker finish its analytics pass before the database is flushed (a pass holding
-    rollup tables while the flush truncates them would deadlock the flush)."""
-    yield
-    time.sleep(WAKE_SETTLE_SECONDS)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [CONSUMER_LOCK])
-        cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [CONSUMER_LOCK])
-
-
-WAKE_SETTLE_SECONDS = 2.0
 
 
 def _likes(creator_id: int) -> int:
