@@ -71,3 +71,26 @@ def fetch_prepared(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[
     finally:
         if times is not None:
             times.database += perf_counter() - started
+
+
+def counted_flip_cte(table: str, *, only_parents: str | None, returning: str) -> str:
+    """`WITH flipped AS (…)`: set `counted = %(counted)s` on the rows `%(ids)s` that are not
+    already so, taking their row locks in id order, and return `returning` of each.
+
+    With `only_parents` (a column such as `video_id`), only rows whose parent is in
+    `%(parents)s` (the parents the caller has locked) change. Shared by engagement's and polls'
+    set-based flips (SPEC §2.4), so the lock order that keeps them deadlock-free is written once;
+    the caller appends the SELECT that summarises `flipped`.
+    """
+    only_locked = f"AND {only_parents} = ANY(%(parents)s::bigint[])" if only_parents else ""
+    return f"""
+        WITH flipped AS (
+            UPDATE {table} AS t SET counted = %(counted)s
+            WHERE t.id IN (
+                SELECT id FROM {table}
+                WHERE id = ANY(%(ids)s::bigint[]) AND counted <> %(counted)s {only_locked}
+                ORDER BY id FOR UPDATE
+            ) AND t.counted <> %(counted)s
+            RETURNING {returning}
+        )
+    """

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.db.models import Model
 
+from core.db import counted_flip_cte
 from core.wakeups import wake
 from engagement.models import (
     Comment,
@@ -114,19 +115,13 @@ def _flip(
     """(flipped row ids, users, targets, videos). Row locks in id order; with `videos`, only
     rows of those (locked) videos."""
     table = source.model._meta.db_table
-    only_locked = "AND video_id = ANY(%(videos)s::bigint[])" if videos is not None else ""
+    flipped_rows = counted_flip_cte(
+        table, only_parents="video_id" if videos is not None else None, returning="t.*"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""
-            WITH flipped AS (
-                UPDATE {table} AS t SET counted = %(counted)s
-                WHERE t.id IN (
-                    SELECT id FROM {table}
-                    WHERE id = ANY(%(ids)s::bigint[]) AND counted <> %(counted)s {only_locked}
-                    ORDER BY id FOR UPDATE
-                ) AND t.counted <> %(counted)s
-                RETURNING t.*
-            )
+            flipped_rows
+            + f"""
             SELECT coalesce(array_agg(t.id), '{{}}'),
                    coalesce(array_agg(DISTINCT t.user_id), '{{}}'),
                    coalesce(array_agg(DISTINCT {source.target}), '{{}}'),
@@ -134,7 +129,7 @@ def _flip(
                             FILTER (WHERE {source.video} IS NOT NULL), '{{}}')
             FROM flipped t {_join(source)}
             """,
-            {"ids": ids, "counted": counted, "videos": videos},
+            {"ids": ids, "counted": counted, "parents": videos},
         )
         flipped, users, targets, touched_videos = cursor.fetchone()
     return list(flipped), sorted(users), sorted(targets), sorted(touched_videos)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 
+from core.db import counted_flip_cte
 from core.wakeups import wake
 from polls.models import Answer, CountedFlip, Sticker, Vote
 from polls.services.cache import sticker_cache_forget
@@ -95,24 +96,20 @@ def _flip(
 ) -> tuple[list[int], list[int], list[int]]:
     """(flipped row ids, users, stickers), row locks in id order; with `stickers`, only rows of
     those (locked) stickers."""
-    only_locked = "AND sticker_id = ANY(%(stickers)s::bigint[])" if stickers is not None else ""
+    flipped_rows = counted_flip_cte(
+        table,
+        only_parents="sticker_id" if stickers is not None else None,
+        returning="t.id, t.user_id, t.sticker_id",
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""
-            WITH flipped AS (
-                UPDATE {table} AS t SET counted = %(counted)s
-                WHERE t.id IN (
-                    SELECT id FROM {table}
-                    WHERE id = ANY(%(ids)s::bigint[]) AND counted <> %(counted)s {only_locked}
-                    ORDER BY id FOR UPDATE
-                ) AND t.counted <> %(counted)s
-                RETURNING t.id, t.user_id, t.sticker_id
-            )
-            SELECT coalesce(array_agg(id), '{{}}'), coalesce(array_agg(DISTINCT user_id), '{{}}'),
-                   coalesce(array_agg(DISTINCT sticker_id), '{{}}')
+            flipped_rows
+            + """
+            SELECT coalesce(array_agg(id), '{}'), coalesce(array_agg(DISTINCT user_id), '{}'),
+                   coalesce(array_agg(DISTINCT sticker_id), '{}')
             FROM flipped
             """,
-            {"ids": ids, "counted": counted, "stickers": stickers},
+            {"ids": ids, "counted": counted, "parents": stickers},
         )
         flipped, users, touched = cursor.fetchone()
     return list(flipped), sorted(users), sorted(touched)
