@@ -10,7 +10,7 @@ from datetime import datetime
 
 from django.db import connection
 
-from analytics.models import TagHour, TagSlice, VideoHeat
+from analytics.models import VideoHeat
 from analytics.parameters import iso_utc
 from analytics.services.heat import heat_as_of
 from analytics.services.trending import (
@@ -22,9 +22,10 @@ from analytics.services.trending import (
     hour_floor,
     trending_as_of,
 )
+from analytics.tables import HASHTAG, TAG_HOUR, TAG_SLICE
 from core.exceptions import InvalidInput
 from engagement import selectors as engagement_selectors
-from engagement.models import Hashtag, User, Video
+from engagement.models import User, Video
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
@@ -85,9 +86,6 @@ def hot_list(*, limit: int, viewer: User) -> HotList:
 
 
 # --- trending -----------------------------------------------------------------------------------
-TAG_HOUR = TagHour._meta.db_table
-TAG_SLICE = TagSlice._meta.db_table
-HASHTAG = Hashtag._meta.db_table
 
 _TRENDING_SQL = f"""
     WITH pieces AS (

@@ -12,31 +12,21 @@ Scopes: a statement runs over the videos of one creator (`CREATOR_SCOPE`, `%(cre
 video (`VIDEO_SCOPE`, `%(video)s`), given as the CTE `scope (id, created_at, creator_id)`.
 """
 
-from engagement.models import (
-    Comment,
-    CommentLike,
-    Follow,
-    Hashtag,
-    Like,
-    Play,
-    Share,
-    Video,
-    VideoHashtag,
+from analytics.tables import (
+    ANSWER,
+    COMMENT,
+    COMMENT_LIKE,
+    FOLLOW,
+    HASHTAG,
+    LIKE,
+    PLAY,
+    SHARE,
+    STICKER,
+    VIDEO,
+    VIDEO_HASHTAG,
+    VOTE,
 )
-from polls.models import Answer, Sticker, Vote
-
-VIDEO = Video._meta.db_table
-LIKE = Like._meta.db_table
-COMMENT = Comment._meta.db_table
-COMMENT_LIKE = CommentLike._meta.db_table
-SHARE = Share._meta.db_table
-PLAY = Play._meta.db_table
-FOLLOW = Follow._meta.db_table
-HASHTAG = Hashtag._meta.db_table
-VIDEO_HASHTAG = VideoHashtag._meta.db_table
-STICKER = Sticker._meta.db_table
-VOTE = Vote._meta.db_table
-ANSWER = Answer._meta.db_table
+from polls.models import Sticker
 
 # A liker who watched the video for less than this in all "liked and left" (quick_like_share).
 QUICK_LIKE_WATCHED_MS = 3000

@@ -18,8 +18,9 @@ from typing import Any
 from django.db import connection, transaction
 
 from analytics.models import VideoHeat
+from analytics.tables import COMMENT, FLIP, LIKE, REMOVAL, VIDEO
 from core.eventlog import EventBatch, sources_pass, watermark_time
-from engagement.models import Comment, CountedFlip, InteractionKind, Like, Removal, Video
+from engagement.models import InteractionKind
 
 DEPTH = 1
 VELOCITY = 1
@@ -34,11 +35,6 @@ CONSUMER_LOCK = "analytics-heat"
 AS_OF = "analytics-heat:as_of"
 
 HEAT = VideoHeat._meta.db_table
-VIDEO = Video._meta.db_table
-LIKE = Like._meta.db_table
-COMMENT = Comment._meta.db_table
-FLIP = CountedFlip._meta.db_table
-REMOVAL = Removal._meta.db_table
 
 
 def heat_of(*, points: int, published_at: datetime) -> float:

@@ -22,15 +22,8 @@ from analytics.models import (
     VideoTotal,
 )
 from analytics.raw.statements import QUICK_LIKE_WATCHED_MS
-from engagement.models import Comment, Follow, Like, Play, Share, Video, VideoHashtag
+from analytics.tables import COMMENT, FOLLOW, LIKE, PLAY, SHARE, VIDEO, VIDEO_HASHTAG
 
-VIDEO = Video._meta.db_table
-LIKE = Like._meta.db_table
-COMMENT = Comment._meta.db_table
-SHARE = Share._meta.db_table
-PLAY = Play._meta.db_table
-FOLLOW = Follow._meta.db_table
-VIDEO_HASHTAG = VideoHashtag._meta.db_table
 VIDEO_BUCKET = VideoBucket._meta.db_table
 CREATOR_BUCKET = CreatorBucket._meta.db_table
 VIDEO_TOTAL = VideoTotal._meta.db_table

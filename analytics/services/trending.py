@@ -23,18 +23,22 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from analytics.models import TagHour, TagSlice, VideoSlice
+from analytics.models import VideoSlice
+from analytics.tables import (
+    COMMENT,
+    FLIP,
+    FOLLOW,
+    LIKE,
+    REMOVAL,
+    SHARE,
+    TAG_HOUR,
+    TAG_SLICE,
+    VIDEO,
+    VIDEO_HASHTAG,
+)
 from core.eventlog import EventBatch, sources_pass, watermark_time
 from engagement.models import (
-    Comment,
-    CountedFlip,
-    Follow,
     InteractionKind,
-    Like,
-    Removal,
-    Share,
-    Video,
-    VideoHashtag,
 )
 
 PRIOR = 10
@@ -52,17 +56,7 @@ BATCH = 20_000
 CONSUMER_LOCK = "analytics-trending"
 AS_OF = "analytics-trending:as_of"
 
-VIDEO = Video._meta.db_table
-VIDEO_HASHTAG = VideoHashtag._meta.db_table
-LIKE = Like._meta.db_table
-COMMENT = Comment._meta.db_table
-SHARE = Share._meta.db_table
-FOLLOW = Follow._meta.db_table
-FLIP = CountedFlip._meta.db_table
-REMOVAL = Removal._meta.db_table
 VIDEO_SLICE = VideoSlice._meta.db_table
-TAG_SLICE = TagSlice._meta.db_table
-TAG_HOUR = TagHour._meta.db_table
 
 _SLICE_OF = "date_bin(%(slice)s, {time}, %(origin)s)"
 _HOUR_OF = "date_bin(%(hour)s, {time}, %(origin)s)"
