@@ -1,18 +1,26 @@
 """Freshness through a real worker: woken after commit, no consumer call by hand."""
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from analytics.selectors import creator_analytics_document
+from config.settings import base as base_settings
 from engagement.models import InteractionKind, Like
 from engagement.services.counted import interactions_counted_set
 from tests.conftest import wait_until
 from tests.factories import UserFactory, VideoFactory
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _analytics_woken_by_commits(settings: Any) -> None:
+    """The test settings wake only the rewards consumer; here commits wake analytics too."""
+    settings.WAKE_ON_COMMIT = base_settings.WAKE_ON_COMMIT
 
 
 def _likes(creator_id: int) -> int:
