@@ -60,9 +60,11 @@ class HotList:
     videos: list[Video]  # decorated for the viewer, each with `.heat_value`
 
 
-def hot_list(*, limit: int, viewer: User) -> HotList:
+def hot_list(*, limit: int, viewer: User | None) -> HotList:
     """The `limit` hottest videos with a counted like: heat, then the newer video, then the
-    higher id (the `videoheat_hot_idx` index). A fixed number of queries for any limit."""
+    higher id (the `videoheat_hot_idx` index). A fixed number of queries for any limit.
+    Without a viewer every `viewer_liked` is False (the API caches that list for everyone
+    and marks each viewer's likes with `videos_liked_by`)."""
     as_of = heat_as_of()
     ranked = list(
         VideoHeat.objects.filter(points__gte=1)
@@ -83,6 +85,10 @@ def hot_list(*, limit: int, viewer: User) -> HotList:
             videos.append(video)
     engagement_selectors.videos_decorate(videos, viewer=viewer)
     return HotList(as_of=as_of, videos=videos)
+
+
+def videos_liked_by(*, viewer: User, video_ids: list[int]) -> set[int]:
+    return engagement_selectors.videos_liked_by(viewer=viewer, video_ids=video_ids)
 
 
 # --- trending -----------------------------------------------------------------------------------

@@ -121,7 +121,11 @@ class Like(Interaction):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "video"], name="like_unique_user_video"),
+            # `counted` rides along so that a pass over the likes in (user, video) order (the
+            # heat rebuild's merge join with the commenters) never reads the table.
+            models.UniqueConstraint(
+                fields=["user", "video"], include=["counted"], name="like_unique_user_video"
+            ),
         ]
         indexes = [
             models.Index(fields=["video", "created_at"], name="like_video_time_idx"),
@@ -144,6 +148,10 @@ class Comment(Interaction):
         indexes = [
             models.Index(fields=["video", "-id"], name="comment_video_idx"),
             models.Index(fields=["user", "created_at"], name="comment_user_time_idx"),
+            # The counted (commenter, video) pairs in order: which likes are deep (heat).
+            models.Index(
+                fields=["user", "video"], name="comment_user_video_idx", condition=Q(counted=True)
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -24,13 +24,21 @@ def video_exists(*, video_id: int) -> bool:
     return Video.objects.filter(pk=video_id).exists()
 
 
-def videos_decorate(videos: list[Video], *, viewer: User) -> list[Video]:
-    """Attach `counts` and `viewer_liked` to each video (two queries for the whole page)."""
+def videos_liked_by(*, viewer: User, video_ids: list[int]) -> set[int]:
+    """Which of these videos the viewer likes (one query)."""
+    if not video_ids:
+        return set()
+    return set(
+        Like.objects.filter(user=viewer, video_id__in=video_ids).values_list("video_id", flat=True)
+    )
+
+
+def videos_decorate(videos: list[Video], *, viewer: User | None) -> list[Video]:
+    """Attach `counts` and `viewer_liked` to each video (two queries for the whole page; one
+    without a viewer, whose `viewer_liked` is False)."""
     ids = [video.pk for video in videos]
     counts = video_counts(ids)
-    liked = set(
-        Like.objects.filter(user=viewer, video_id__in=ids).values_list("video_id", flat=True)
-    )
+    liked = videos_liked_by(viewer=viewer, video_ids=ids) if viewer is not None else set()
     for video in videos:
         video.counts = counts[video.pk]  # type: ignore[attr-defined]
         video.viewer_liked = video.pk in liked  # type: ignore[attr-defined]

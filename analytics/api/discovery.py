@@ -1,14 +1,21 @@
 """`GET videos/hot` and `GET hashtags/trending` (SPEC §3). Views validate, call one selector,
 render; the formulas are in docs/discovery.md."""
 
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from analytics import discovery
 from analytics.parameters import iso_utc
 from core.api.base import BaseAPIView
+from core.exceptions import InvalidInput
+from core.throttling import RequestThrottle
 from engagement.api.serializers import VideoSerializer
 from engagement.models import User
 
@@ -54,7 +61,44 @@ LIMIT_PARAMETER = OpenApiParameter(
 )
 
 
+_HOT_KEY = "analytics:hot:{limit}"
+
+
+def _hot_key(request: Request) -> str | None:
+    try:
+        return _HOT_KEY.format(limit=discovery.check_limit(request.query_params.get("limit")))
+    except InvalidInput:  # the view answers 400
+        return None
+
+
+class HotThrottle(RequestThrottle):
+    """The default throttle, with the hot list's cache read riding on its Redis round trip."""
+
+    def piggyback(self, pipe: Any, request: Request, view: APIView) -> None:
+        key = _hot_key(request)
+        if key is not None:
+            pipe.get(cache.make_key(key))
+
+
+def _hot_document(limit: int) -> dict[str, Any]:
+    """The list as everyone sees it, without the viewer's likes (`viewer.liked` false)."""
+    hot = discovery.hot_list(limit=limit, viewer=None)
+    return {
+        "as_of": iso_utc(hot.as_of),
+        "results": [
+            {"video": VideoSerializer(video).data, "heat": video.heat_value}  # type: ignore[attr-defined]
+            for video in hot.videos
+        ],
+    }
+
+
 class HotVideosView(BaseAPIView):
+    """The list is the same for everyone but each viewer's own likes: it is stored for
+    ANALYTICS_HOT_CACHE_SECONDS (5 s; heat is a slow score, and `as_of` says how fresh) and
+    each request adds the viewer's likes of the listed videos (one query)."""
+
+    throttle_classes = [HotThrottle]
+
     @extend_schema(
         parameters=[LIMIT_PARAMETER],
         responses={200: HotListSerializer},
@@ -68,16 +112,21 @@ class HotVideosView(BaseAPIView):
     def get(self, request: Request) -> Response:
         limit = discovery.check_limit(request.query_params.get("limit"))
         assert isinstance(request.user, User)
-        hot = discovery.hot_list(limit=limit, viewer=request.user)
-        return Response(
-            {
-                "as_of": iso_utc(hot.as_of),
-                "results": [
-                    {"video": VideoSerializer(video).data, "heat": video.heat_value}  # type: ignore[attr-defined]
-                    for video in hot.videos
-                ],
-            }
+        seconds = settings.ANALYTICS_HOT_CACHE_SECONDS
+        replies = getattr(request, "throttle_piggyback", None)
+        raw = replies[0] if replies and seconds > 0 else None
+        document = cache.client.decode(raw) if raw is not None else None  # type: ignore[attr-defined]
+        if not isinstance(document, dict):
+            document = _hot_document(limit)
+            if seconds > 0:
+                cache.set(_HOT_KEY.format(limit=limit), document, seconds)
+        results = document["results"]
+        liked = discovery.videos_liked_by(
+            viewer=request.user, video_ids=[entry["video"]["id"] for entry in results]
         )
+        for entry in results:
+            entry["video"]["viewer"] = {"liked": entry["video"]["id"] in liked}
+        return Response(document)
 
 
 class TrendingHashtagsView(BaseAPIView):

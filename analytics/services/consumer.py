@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
+from analytics.documents import documents_changed
 from analytics.services import statements as sql
 from analytics.services.rollups import (
     Dirty,
@@ -172,7 +173,26 @@ def analytics_events_process() -> Report:
             return Report()
 
 
+def _touched_creators(dirty: Dirty) -> list[int]:
+    """The creators whose documents a recount of `dirty` may change: the videos' creators, the
+    followed creators, and every creator an active user follows (their fan grid)."""
+    if not dirty:
+        return []
+    rows = _fetch(
+        f"""SELECT creator_id FROM {sql.VIDEO} WHERE id = ANY(%(videos)s)
+            UNION SELECT unnest(%(creators)s::bigint[])
+            UNION SELECT creator_id FROM {sql.FAN_LINK} WHERE user_id = ANY(%(users)s)""",
+        {
+            "videos": sorted({video for video, _ in dirty.video_buckets}),
+            "creators": sorted({creator for _, creator in dirty.follow_pairs}),
+            "users": sorted({user for user, _ in dirty.user_buckets}),
+        },
+    )
+    return [creator for (creator,) in rows]
+
+
 def _pass(started: datetime) -> Report:
+    touched: list[int] = []
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
@@ -186,11 +206,14 @@ def _pass(started: datetime) -> Report:
                 _mark(source, batch, dirty)
         if dirty:
             dirty_recount(dirty)
+            touched = _touched_creators(dirty)
         for source, batch in batches.items():
             watermark_advance(watermark_name(source), batch.safe)
         more = any(batch.full for batch in batches.values())
         if not more:
             watermark_advance_time(AS_OF, started)
+    # After the commit: a document computed from now on sees the new rollups.
+    documents_changed(touched)
     rows = sum(batch.rows for batch in batches.values())
     if rows:
         logger.info(

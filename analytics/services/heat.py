@@ -105,9 +105,57 @@ _PARAMETERS: dict[str, Any] = {
     "tau": TAU_SECONDS,
 }
 _RECOMPUTE_SQL = _heat_upsert("SELECT unnest(%(videos)s::bigint[]) AS id")
-# The rebuild: the same statement over every video (one set-based pass; the IN (chosen) filters
-# become trivially true and the planner hash-joins the whole tables).
-_REBUILD_SQL = _heat_upsert(f"SELECT id FROM {VIDEO}")
+
+# The rebuild: every video in one statement, the same counts as `_heat_upsert` gathered in three
+# passes that need no hashing of the big tables (docs/discovery.md, "Rebuild"):
+# - likes per video: one scan, the plain GROUP BY the rebuild is measured against;
+# - deep likes: a merge semi-join of the likes' unique index (user, video, INCLUDE counted) with
+#   the counted commenters' index (user, video), both read in order, neither table touched;
+# - first-hour likes: one range scan of `like_video_time_idx` per video.
+_REBUILD_SQL = f"""
+    WITH liked AS (
+        SELECT video_id, count(*) AS likes FROM {LIKE} WHERE counted GROUP BY video_id
+    ),
+    deep AS (
+        SELECT l.video_id, count(*) AS deep_likes FROM {LIKE} l
+        WHERE l.counted AND EXISTS (
+            SELECT 1 FROM {COMMENT} c
+            WHERE c.user_id = l.user_id AND c.video_id = l.video_id AND c.counted)
+        GROUP BY l.video_id
+    ),
+    scored AS (
+        SELECT v.id AS video_id, v.created_at AS published_at,
+               coalesce(n.likes, 0) AS likes,
+               coalesce(d.deep_likes, 0) AS deep_likes,
+               h.first_hour_likes
+        FROM {VIDEO} v
+        LEFT JOIN liked n ON n.video_id = v.id
+        LEFT JOIN deep d ON d.video_id = v.id
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS first_hour_likes FROM {LIKE} f
+            WHERE f.video_id = v.id AND f.counted AND f.created_at >= v.created_at
+              AND f.created_at < v.created_at + %(first_hour)s
+        ) h
+    )
+    INSERT INTO {HEAT}
+        (video_id, published_at, likes, deep_likes, first_hour_likes, points, heat, updated_at)
+    SELECT video_id, published_at, likes, deep_likes, first_hour_likes, points,
+           log(greatest(points, 1)::double precision)
+           + extract(epoch FROM published_at - %(t0)s)::double precision
+             / %(tau)s::double precision,
+           now()
+    FROM (SELECT *, likes + %(depth)s * deep_likes + %(velocity)s * first_hour_likes AS points
+          FROM scored) s
+    ON CONFLICT (video_id) DO UPDATE SET
+        likes = EXCLUDED.likes, deep_likes = EXCLUDED.deep_likes,
+        first_hour_likes = EXCLUDED.first_hour_likes, points = EXCLUDED.points,
+        heat = EXCLUDED.heat, published_at = EXCLUDED.published_at,
+        updated_at = EXCLUDED.updated_at
+    WHERE ({HEAT}.points, {HEAT}.likes, {HEAT}.deep_likes, {HEAT}.first_hour_likes,
+           {HEAT}.heat)
+          IS DISTINCT FROM (EXCLUDED.points, EXCLUDED.likes, EXCLUDED.deep_likes,
+                            EXCLUDED.first_hour_likes, EXCLUDED.heat)
+"""
 
 
 def heat_recompute(*, video_ids: list[int]) -> int:

@@ -311,6 +311,12 @@ TALLY_MARK_GRACE_SECONDS = env.float("TALLY_MARK_GRACE_SECONDS", default=1.0)
 WAKE_DEBOUNCE_SECONDS = env.float("WAKE_DEBOUNCE_SECONDS", default=1.0)
 
 ANALYTICS_CONSUMER = "analytics.tasks.process_analytics_events"
+# Creator-centre documents are reused this long whatever changes (docs/analytics.md, Serving)...
+ANALYTICS_DOCUMENT_FRESH_SECONDS = env.float("ANALYTICS_DOCUMENT_FRESH_SECONDS", default=10)
+# ...and up to this long while the creator's rollups do not change (0 turns the cache off).
+ANALYTICS_DOCUMENT_MAX_AGE_SECONDS = env.float("ANALYTICS_DOCUMENT_MAX_AGE_SECONDS", default=30)
+# The hot list (the same for everyone but the viewer's own likes) is reused this long.
+ANALYTICS_HOT_CACHE_SECONDS = env.float("ANALYTICS_HOT_CACHE_SECONDS", default=5)
 # Consumers woken after a lower app commits (see core/wakeups.py): topic -> task names.
 WAKE_ON_COMMIT: dict[str, list[str]] = {
     "interactions": [

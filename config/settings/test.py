@@ -33,3 +33,8 @@ WAKE_ON_COMMIT = {
     topic: [task for task in tasks if not task.startswith("analytics.")]
     for topic, tasks in WAKE_ON_COMMIT.items()  # noqa: F405
 }
+
+# A test reads its own writes: documents are reused only while the creator's rollups are
+# unchanged (tests/analytics/test_documents.py sets the production periods).
+ANALYTICS_DOCUMENT_FRESH_SECONDS = 0
+ANALYTICS_HOT_CACHE_SECONDS = 0

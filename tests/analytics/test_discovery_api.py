@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
@@ -82,6 +83,32 @@ def test_hot_list_takes_a_fixed_number_of_queries(
         return len(captured)
 
     assert queries(1) == queries(30)
+
+
+def test_the_hot_list_is_stored_for_everyone_and_marks_each_viewers_likes(
+    make_client: Callable[..., APIClient],
+) -> None:
+    fan, other = users(2)
+    early = video(UserFactory.create(), DAY, ["tag"])
+    like(fan, early, DAY + timedelta(minutes=5))
+    heat_events_process()
+    with override_settings(ANALYTICS_HOT_CACHE_SECONDS=5):
+        first = make_client(fan).get("/api/v1/videos/hot").json()
+        assert first["results"] == [hot_body(early, 2, liked=True)]
+        # A new like: the stored list is served (within its 5 s), with each viewer's likes.
+        late = video(UserFactory.create(), DAY + timedelta(hours=1), ["tag"])
+        like(other, late, DAY + timedelta(hours=1, minutes=5))
+        heat_events_process()
+        client = make_client(other)
+        with CaptureQueriesContext(connection) as captured:
+            again = client.get("/api/v1/videos/hot").json()
+        assert again["results"] == [hot_body(early, 2, liked=False)]
+        assert again["as_of"] == first["as_of"]
+        # the token and the viewer's likes: the list itself is not read again
+        assert not any("analytics_videoheat" in q["sql"] for q in captured.captured_queries)
+        assert make_client(fan).get("/api/v1/videos/hot").json() == first
+    with override_settings(ANALYTICS_HOT_CACHE_SECONDS=0):
+        assert len(make_client(other).get("/api/v1/videos/hot").json()["results"]) == 2
 
 
 @pytest.mark.parametrize(

@@ -166,6 +166,9 @@ def test_rebuild_equals_the_incremental_passes() -> None:
             )
         if index % 3 == 0:
             comment(fan, videos[0], DAY + timedelta(hours=5))
+    # twice on one video (one deep like), and an uncounted comment (not deep)
+    comment(fans[3], videos[0], DAY + timedelta(hours=6))
+    comment(fans[2], videos[0], DAY + timedelta(hours=6), counted=False)
     interactions_counted_set(kind=InteractionKind.LIKE, ids=[made[1].pk, made[5].pk], counted=False)
     video_unlike(user=fans[4], video_id=videos[0].pk)
     heat_events_process()
@@ -176,3 +179,4 @@ def test_rebuild_equals_the_incremental_passes() -> None:
 
     assert written == Video.objects.count()
     assert {row.video_id: heat_row(row.video) for row in VideoHeat.objects.all()} == incremental
+    assert VideoHeat.objects.get(video=videos[0]).deep_likes == 4  # fans 0, 3, 6 and 9
