@@ -4,8 +4,10 @@ A read sums the quarter-hour buckets that lie wholly in the window (at most 2 x 
 one creator or video) and counts the raw rows of the window's ragged start, `[start, the next
 quarter hour)` (and, for the growth rate, the previous window's two ragged ends), with the same
 `COUNTS` statement the consumer uses. The bucket holding `now` is read from the rollups: it
-holds what the consumer has passed, which is what `as_of` says. A creator read is six
-statements and a video read six, whatever the history.
+holds what the consumer has passed, which is what `as_of` says. Interests are summed from the
+day tier (`CreatorHashtagDay`) over the whole UTC days of the window plus the raw rows of the
+ragged start `[start, next UTC midnight)`; follower membership of a raw row is one probe of
+`fanlink_unique`. A creator read is six statements and a video read six, whatever the history.
 """
 
 from datetime import UTC, datetime, timedelta
