@@ -427,6 +427,13 @@ PLAY_PAIRS_DIRTY = f"""
     JOIN {LIKE} l ON l.video_id = g.video_id AND l.user_id = g.user_id
 """
 
+COMMENT_KEYS_INSERT = f"""
+    INSERT INTO {COMMENT_KEY} (comment_id, user_id, video_id, created_at, key_hash, hollow)
+    SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::timestamptz[],
+                         %s::bytea[], %s::boolean[])
+    ON CONFLICT (comment_id) DO NOTHING
+"""
+
 COMMENTS_WITHOUT_KEY = f"""
     SELECT c.id, c.user_id, c.video_id, c.created_at, c.text FROM {COMMENT} c
     WHERE c.id > %(start)s AND c.id <= %(top)s
