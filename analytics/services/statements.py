@@ -272,7 +272,7 @@ _FAN_CELLS = f"""
         FROM unnest(%(creators)s::bigint[], %(buckets)s::timestamptz[]) AS d(creator_id, bucket)
     ),
     buckets AS (SELECT DISTINCT bucket FROM cells),
-    events AS (
+    events AS MATERIALIZED (
         SELECT b.bucket, x.user_id FROM buckets b
         CROSS JOIN LATERAL (
             {
@@ -287,7 +287,7 @@ _FAN_CELLS = f"""
         SELECT fl.creator_id, e.bucket, count(*) AS events
         FROM events e
         JOIN {FAN_LINK} fl ON fl.user_id = e.user_id
-        WHERE (fl.creator_id, e.bucket) IN (SELECT creator_id, bucket FROM cells)
+        JOIN cells c ON c.creator_id = fl.creator_id AND c.bucket = e.bucket
         GROUP BY fl.creator_id, e.bucket
     ),
     fresh AS (
@@ -324,7 +324,7 @@ _INTEREST_CELLS = f"""
         FROM unnest(%(creators)s::bigint[], %(days)s::timestamptz[]) AS d(creator_id, day)
     ),
     days AS (SELECT DISTINCT day FROM cells),
-    events AS (
+    events AS MATERIALIZED (
         SELECT d.day, x.user_id, x.video_id, x.plays, x.likes FROM days d
         CROSS JOIN LATERAL (
             SELECT x.user_id, x.video_id, 1 AS plays, 0 AS likes FROM {PLAY} x
@@ -337,8 +337,8 @@ _INTEREST_CELLS = f"""
         SELECT fl.creator_id, e.day, vh.hashtag_id, sum(e.plays) AS plays, sum(e.likes) AS likes
         FROM events e
         JOIN {FAN_LINK} fl ON fl.user_id = e.user_id
+        JOIN cells c ON c.creator_id = fl.creator_id AND c.day = e.day
         JOIN {VIDEO_HASHTAG} vh ON vh.video_id = e.video_id
-        WHERE (fl.creator_id, e.day) IN (SELECT creator_id, day FROM cells)
         GROUP BY fl.creator_id, e.day, vh.hashtag_id
     ),
     old AS (
