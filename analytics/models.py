@@ -99,37 +99,6 @@ class VideoTotal(_Row):
         ]
 
 
-class UserBucket(_Row):
-    """One user's counted likes, comments, shares and plays (anywhere) in one quarter hour:
-    what a follow adds to (an unfollow removes from) the creator's fan grid."""
-
-    user_id = models.BigIntegerField()
-    bucket = models.DateTimeField()
-    events = models.BigIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["user_id", "bucket"], name="userbucket_unique")
-        ]
-
-
-class UserHashtagBucket(_Row):
-    """One user's counted plays and likes of videos carrying a hashtag, per quarter hour."""
-
-    user_id = models.BigIntegerField()
-    hashtag_id = models.BigIntegerField()
-    bucket = models.DateTimeField()
-    plays = models.BigIntegerField(default=0)
-    likes = models.BigIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["user_id", "bucket", "hashtag_id"], name="userhashtagbucket_unique"
-            )
-        ]
-
-
 class FanLink(_Row):
     """The follows whose user's activity is included in the creator's fan rollups: exactly the
     counted follows, as of the consumer's last pass."""
@@ -145,7 +114,9 @@ class FanLink(_Row):
 
 
 class CreatorFanBucket(_Row):
-    """The sum of the `UserBucket` rows of the creator's `FanLink` users, per quarter hour."""
+    """The counted likes, comments, shares and plays (anywhere) made in one quarter hour by the
+    creator's `FanLink` users. Recounted per dirty (creator, quarter hour) cell from the rows;
+    a cell that counts 0 has no row."""
 
     creator_id = models.BigIntegerField()
     bucket = models.DateTimeField()
@@ -157,11 +128,14 @@ class CreatorFanBucket(_Row):
         ]
 
 
-class CreatorHashtagBucket(_Row):
-    """The sum of the `UserHashtagBucket` rows of the creator's `FanLink` users."""
+class CreatorHashtagDay(_Row):
+    """The counted plays and likes made in one UTC day by the creator's `FanLink` users on
+    videos carrying the hashtag (anywhere). Recounted per dirty (creator, day) cell from the
+    rows; a day, not a quarter hour, because (creator x hashtag) is wide and the interests need
+    no finer time than the window's ragged start, which the read takes from the rows."""
 
     creator_id = models.BigIntegerField()
-    bucket = models.DateTimeField()
+    day = models.DateTimeField()
     hashtag_id = models.BigIntegerField()
     plays = models.BigIntegerField(default=0)
     likes = models.BigIntegerField(default=0)
@@ -169,7 +143,7 @@ class CreatorHashtagBucket(_Row):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["creator_id", "bucket", "hashtag_id"], name="creatorhashtagbucket_unique"
+                fields=["creator_id", "day", "hashtag_id"], name="creatorhashtagday_unique"
             )
         ]
 

@@ -4,8 +4,10 @@ A read sums the quarter-hour buckets that lie wholly in the window (at most 2 x 
 one creator or video) and counts the raw rows of the window's ragged start, `[start, the next
 quarter hour)` (and, for the growth rate, the previous window's two ragged ends), with the same
 `COUNTS` statement the consumer uses. The bucket holding `now` is read from the rollups: it
-holds what the consumer has passed, which is what `as_of` says. A creator read is six
-statements and a video read six, whatever the history.
+holds what the consumer has passed, which is what `as_of` says. Interests are summed from the
+day tier (`CreatorHashtagDay`) over the whole UTC days of the window plus the raw rows of the
+ragged start `[start, next UTC midnight)`; follower membership of a raw row is one probe of
+`fanlink_unique`. A creator read is six statements and a video read six, whatever the history.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -26,9 +28,11 @@ from analytics.raw.figures import (
 )
 from analytics.services import statements as sql
 from analytics.services.consumer import analytics_as_of
+from analytics.services.rollups import day_floor
 from engagement.models import Hashtag, Video
 
 QUARTER = timedelta(minutes=15)
+DAY = timedelta(days=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -39,6 +43,11 @@ def quarter_floor(at: datetime) -> datetime:
 def quarter_ceil(at: datetime) -> datetime:
     floor = quarter_floor(at)
     return floor if floor == at else floor + QUARTER
+
+
+def day_ceil(at: datetime) -> datetime:
+    floor = day_floor(at)
+    return floor if floor == at else floor + DAY
 
 
 def _rows(statement: str, params: Any) -> list[tuple[Any, ...]]:
@@ -56,6 +65,9 @@ def _bounds(window: Window) -> dict[str, Any]:
         "cur": quarter_ceil(window.start),
         "prev_from": quarter_ceil(window.previous_start),
         "prev_to": quarter_floor(window.start),
+        # interests: whole days [day_cur, end), minus the day holding end's rows >= end
+        "day_cur": day_ceil(window.start),
+        "day_end": day_ceil(window.end),
     }
 
 
@@ -101,11 +113,19 @@ def _edges(scope: str, *, before: bool) -> str:
     """
 
 
-def _follower_edge_events(followers: str, on_video: str) -> str:
+# The creator's follower as the rollups see it: one probe of `fanlink_unique` per row.
+def _is_follower(alias: str) -> str:
+    return (
+        f"EXISTS (SELECT 1 FROM {sql.FAN_LINK} fl"
+        f" WHERE fl.user_id = {alias}.user_id AND fl.creator_id = %(creator)s)"
+    )
+
+
+def _follower_edge_events(on_video: str) -> str:
     return " UNION ALL ".join(
-        f"""SELECT created_at FROM {table}
-            WHERE counted AND created_at >= %(start)s AND created_at < %(cur)s {on_video}
-              AND user_id IN ({followers})"""
+        f"""SELECT x.created_at FROM {table} x
+            WHERE x.counted AND x.created_at >= %(start)s AND x.created_at < %(cur)s {on_video}
+              AND {_is_follower("x")}"""
         for table in (sql.LIKE, sql.COMMENT, sql.SHARE, sql.PLAY)
     )
 
@@ -123,43 +143,50 @@ def _grid(stored: str, edge: str) -> str:
     """
 
 
-_CREATOR_FOLLOWERS = f"SELECT user_id FROM {sql.FAN_LINK} WHERE creator_id = %(creator)s"
-
 CREATOR_GRID = _grid(
     f"""SELECT bucket AS at, events FROM {sql.CREATOR_FAN_BUCKET}
         WHERE creator_id = %(creator)s AND bucket >= %(cur)s AND bucket < %(end)s
           AND events <> 0""",
-    _follower_edge_events(_CREATOR_FOLLOWERS, ""),
+    _follower_edge_events(""),
 )
 
 VIDEO_GRID = _grid(
     f"""SELECT bucket AS at, follower_events FROM {sql.VIDEO_BUCKET}
         WHERE video_id = %(video)s AND bucket >= %(cur)s AND bucket < %(end)s
           AND follower_events <> 0""",
-    _follower_edge_events(_CREATOR_FOLLOWERS, "AND video_id = %(video)s"),
+    _follower_edge_events("AND x.video_id = %(video)s"),
 )
 
+
+def _follower_plays_and_likes(lo: str, hi: str, sign: int) -> str:
+    """The followers' counted plays and likes made in `[lo, hi)`, per hashtag, times `sign`."""
+    return f"""
+        SELECT vh.hashtag_id, {sign} * x.plays AS plays, {sign} * x.likes AS likes
+        FROM (
+            SELECT x.video_id, 1 AS plays, 0 AS likes FROM {sql.PLAY} x
+            WHERE x.counted AND x.created_at >= {lo} AND x.created_at < {hi}
+              AND {_is_follower("x")}
+            UNION ALL
+            SELECT x.video_id, 0, 1 FROM {sql.LIKE} x
+            WHERE x.counted AND x.created_at >= {lo} AND x.created_at < {hi}
+              AND {_is_follower("x")}
+        ) x
+        JOIN {sql.VIDEO_HASHTAG} vh ON vh.video_id = x.video_id"""
+
+
+# Whole UTC days from the day tier, the ragged start `[start, day_cur)` from the rows. The day
+# holding `end` is read from the tier: it holds what the consumer has passed (`as_of`); the rows
+# it holds made at or after `end` (none, unless `now` is in the past) are taken off again.
 INTERESTS = f"""
     WITH stored AS (
-        SELECT hashtag_id, plays, likes FROM {sql.CREATOR_HASHTAG_BUCKET}
-        WHERE creator_id = %(creator)s AND bucket >= %(cur)s AND bucket < %(end)s
+        SELECT hashtag_id, plays, likes FROM {sql.CREATOR_HASHTAG_DAY}
+        WHERE creator_id = %(creator)s AND day >= %(day_cur)s AND day < %(end)s
     ),
-    edge AS (
-        SELECT vh.hashtag_id, x.plays, x.likes
-        FROM (
-            SELECT video_id, 1 AS plays, 0 AS likes FROM {sql.PLAY}
-            WHERE counted AND created_at >= %(start)s AND created_at < %(cur)s
-              AND user_id IN ({_CREATOR_FOLLOWERS})
-            UNION ALL
-            SELECT video_id, 0, 1 FROM {sql.LIKE}
-            WHERE counted AND created_at >= %(start)s AND created_at < %(cur)s
-              AND user_id IN ({_CREATOR_FOLLOWERS})
-        ) x
-        JOIN {sql.VIDEO_HASHTAG} vh ON vh.video_id = x.video_id
-    ),
+    head AS ({_follower_plays_and_likes("%(start)s", "%(day_cur)s", 1)}),
+    tail AS ({_follower_plays_and_likes("%(end)s", "%(day_end)s", -1)}),
     summed AS (
         SELECT h.name AS hashtag, sum(s.plays)::bigint AS plays, sum(s.likes)::bigint AS likes
-        FROM (SELECT * FROM stored UNION ALL SELECT * FROM edge) s
+        FROM (SELECT * FROM stored UNION ALL SELECT * FROM head UNION ALL SELECT * FROM tail) s
         JOIN {Hashtag._meta.db_table} h ON h.id = s.hashtag_id
         GROUP BY h.name
     )

@@ -5,9 +5,15 @@ hand (`manage.py analytics_reconcile`, all or some videos).
 What is compared, per checked video: every (video, quarter hour) with a row or a rollup row
 against `COUNTS` over the rows (the same statement the consumer uses, whose definitions the
 property tests hold equal to the raw oracle); the creators' buckets against the sums of their
-videos' buckets; the videos' lifetime totals against the sums of their buckets. A difference
-is repaired by recounting it (the video bucket's delta goes to its creator and total) and then
-re-summing the creator buckets and totals of the checked videos.
+videos' buckets; the videos' lifetime totals against the sums of their buckets. Per checked
+creator, the fan side: `FanLink` against the counted follows, and every fan cell (creator,
+quarter hour) and interest row (creator, day, hashtag) against a recount of the `FanLink`
+users' rows (read per follower by the `*_user_time_idx` indexes: the cost of a check grows with
+the followers' history, which is why it runs nightly on a sample).
+
+A difference is repaired by the incremental recounts (the video bucket's delta goes to its
+creator and total; a link is synced, which dirties the follower's cells; a cell is recounted)
+and then the creator buckets and totals of the checked videos are re-summed.
 """
 
 import logging
@@ -78,6 +84,73 @@ _DIFFERING_TOTALS = f"""
 """
 
 
+_DIFFERING_LINKS = f"""
+    WITH wanted AS (
+        SELECT user_id, creator_id FROM {sql.FOLLOW}
+        WHERE counted AND creator_id = ANY(%(creators)s)
+    ),
+    have AS (SELECT user_id, creator_id FROM {sql.FAN_LINK} WHERE creator_id = ANY(%(creators)s))
+    SELECT COALESCE(w.user_id, h.user_id), COALESCE(w.creator_id, h.creator_id)
+    FROM wanted w FULL JOIN have h ON h.user_id = w.user_id AND h.creator_id = w.creator_id
+    WHERE w.user_id IS NULL OR h.user_id IS NULL
+"""
+
+
+def _followers_rows(columns: str, tables: tuple[str, ...]) -> str:
+    """Every counted row of the checked creators' FanLink users in `tables`, with the link."""
+    return f"""
+        SELECT fl.creator_id, x.* FROM {sql.FAN_LINK} fl
+        CROSS JOIN LATERAL (
+            {
+        " UNION ALL ".join(
+            f"SELECT {columns} FROM {table} x WHERE x.user_id = fl.user_id AND x.counted"
+            for table in tables
+        )
+    }
+        ) x
+        WHERE fl.creator_id = ANY(%(creators)s)
+    """
+
+
+_DIFFERING_FAN_CELLS = f"""
+    WITH fresh AS (
+        SELECT creator_id, {sql.bucket_of("created_at")} AS bucket, count(*) AS events
+        FROM ({_followers_rows("x.created_at", (sql.LIKE, sql.COMMENT, sql.SHARE, sql.PLAY))}) r
+        GROUP BY 1, 2
+    ),
+    stored AS (
+        SELECT creator_id, bucket, events FROM {sql.CREATOR_FAN_BUCKET}
+        WHERE creator_id = ANY(%(creators)s)
+    )
+    SELECT COALESCE(f.creator_id, s.creator_id), COALESCE(f.bucket, s.bucket)
+    FROM fresh f FULL JOIN stored s ON s.creator_id = f.creator_id AND s.bucket = f.bucket
+    WHERE COALESCE(f.events, 0) <> COALESCE(s.events, 0)
+"""
+
+_DIFFERING_INTEREST_ROWS = f"""
+    WITH fresh AS (
+        SELECT r.creator_id, {sql.day_of("r.created_at")} AS day, vh.hashtag_id,
+               sum(r.plays) AS plays, sum(r.likes) AS likes
+        FROM ({_followers_rows("x.created_at, x.video_id, 1 AS plays, 0 AS likes", (sql.PLAY,))}
+              UNION ALL
+              {_followers_rows("x.created_at, x.video_id, 0 AS plays, 1 AS likes", (sql.LIKE,))}
+        ) r
+        JOIN {sql.VIDEO_HASHTAG} vh ON vh.video_id = r.video_id
+        GROUP BY 1, 2, 3
+    ),
+    stored AS (
+        SELECT creator_id, day, hashtag_id, plays, likes FROM {sql.CREATOR_HASHTAG_DAY}
+        WHERE creator_id = ANY(%(creators)s)
+    )
+    SELECT COALESCE(f.creator_id, s.creator_id), COALESCE(f.day, s.day)
+    FROM fresh f
+    FULL JOIN stored s
+        ON s.creator_id = f.creator_id AND s.day = f.day AND s.hashtag_id = f.hashtag_id
+    WHERE COALESCE(f.plays, 0) <> COALESCE(s.plays, 0)
+       OR COALESCE(f.likes, 0) <> COALESCE(s.likes, 0)
+"""
+
+
 def analytics_rollups_reconcile(
     *, video_ids: list[int] | None = None, sample: int | None = None, repair: bool = True
 ) -> Reconciliation:
@@ -111,9 +184,35 @@ def analytics_rollups_reconcile(
             differing = _fetch(_DIFFERING_VIDEO_BUCKETS, [])
             creators = _fetch(_DIFFERING_CREATOR_BUCKETS, [])[0][0]
             totals = _fetch(_DIFFERING_TOTALS, [])[0][0]
-            differences = len(differing) + creators + totals
+            checked = {
+                "creators": [
+                    row[0]
+                    for row in _fetch(
+                        f"SELECT DISTINCT creator_id FROM {sql.VIDEO} WHERE id = ANY(%(videos)s)",
+                        {"videos": video_ids},
+                    )
+                ]
+            }
+            links = _fetch(_DIFFERING_LINKS, checked)
+            fan_cells = _fetch(_DIFFERING_FAN_CELLS, checked)
+            interest_rows = _fetch(_DIFFERING_INTEREST_ROWS, checked)
+            differences = (
+                len(differing)
+                + creators
+                + totals
+                + len(links)
+                + len(fan_cells)
+                + len(interest_rows)
+            )
             if differences and repair:
-                dirty_recount(Dirty(video_buckets=set(differing)))
+                dirty_recount(
+                    Dirty(
+                        video_buckets=set(differing),
+                        follow_pairs=set(links),
+                        fan_cells=set(fan_cells),
+                        interest_cells=set(interest_rows),
+                    )
+                )
                 _creator_buckets_resum(video_ids, None)
                 _video_totals_resum(video_ids)
         logger.info(

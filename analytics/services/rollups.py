@@ -1,46 +1,75 @@
-"""Writing the rollups: recounting dirty buckets, keeping FanLink in step with the follows,
-computing comment keys, and the rebuild path. Every function here is set-based and idempotent:
-it recounts from the rows and passes on only the difference, so running it twice, or on an
-event already applied, changes nothing.
+"""Writing the rollups: recounting dirty keys, keeping FanLink in step with the follows,
+computing comment keys, and the rebuilds. Every incremental function here is set-based and
+idempotent: it recounts from the rows and writes only what differs, so running it twice, or on
+an event already applied, changes nothing.
+
+The video side passes deltas up (a video bucket's change goes to its creator's bucket and the
+video's total). The fan side has no per-user tier (one would be nearly as fine as the rows):
+a creator's fan cell (creator, quarter hour) and interest cell (creator, UTC day) are recounted
+from the rows whenever a row of a follower in it, or the follow itself, changes.
+
+The full rebuild does not go through the keyed recounts: it truncates the rollups and fills
+each table with one `INSERT ... SELECT ... GROUP BY` over whole tables, in dependency order.
 """
 
 import hashlib
+import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
 
 from analytics.comments import comment_is_hollow, comment_repeat_key
 from analytics.models import (
-    CommentKey,
     CreatorBucket,
     CreatorFanBucket,
-    CreatorHashtagBucket,
+    CreatorHashtagDay,
     FanLink,
-    UserBucket,
-    UserHashtagBucket,
     VideoBucket,
     VideoTotal,
 )
 from analytics.services import statements as sql
 
+logger = logging.getLogger(__name__)
+
 VideoBucketKey = tuple[int, datetime]
 UserBucketKey = tuple[int, datetime]
 FollowPair = tuple[int, int]
+FanCell = tuple[int, datetime]  # (creator, quarter hour)
+InterestCell = tuple[int, datetime]  # (creator, UTC day)
+
+_DAY = timedelta(days=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def day_floor(at: datetime) -> datetime:
+    """The UTC midnight at or before `at` (as `statements.day_of`)."""
+    return at - (at - _EPOCH) % _DAY
 
 
 @dataclass
 class Dirty:
-    """What a pass must recount: (video, bucket), (user, bucket) and (follower, creator)."""
+    """What a pass must recount: (video, bucket), (follower, creator), and the fan side's
+    cells. `user_buckets` (user, bucket) is a user's activity: it dirties the fan cell (and
+    interest cell) of every creator the user follows once the links are synced."""
 
     video_buckets: set[VideoBucketKey] = field(default_factory=set)
     user_buckets: set[UserBucketKey] = field(default_factory=set)
     follow_pairs: set[FollowPair] = field(default_factory=set)
+    fan_cells: set[FanCell] = field(default_factory=set)
+    interest_cells: set[InterestCell] = field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return bool(self.video_buckets or self.user_buckets or self.follow_pairs)
+        return bool(
+            self.video_buckets
+            or self.user_buckets
+            or self.follow_pairs
+            or self.fan_cells
+            or self.interest_cells
+        )
 
 
 def _fetch(statement: str, params: Any) -> list[tuple[Any, ...]]:
@@ -59,20 +88,27 @@ def repeat_key_hash(text: str) -> bytes:
 
 
 def comment_keys_write(rows: Iterable[tuple[int, int, int, datetime, str]]) -> list[int]:
-    """Compute the Unicode rules once per comment (id, user, video, created_at, text)."""
-    keys = [
-        CommentKey(
-            comment_id=comment_id,
-            user_id=user_id,
-            video_id=video_id,
-            created_at=created_at,
-            key_hash=repeat_key_hash(text),
-            hollow=comment_is_hollow(text),
-        )
-        for comment_id, user_id, video_id, created_at, text in rows
-    ]
-    CommentKey.objects.bulk_create(keys, batch_size=2000, ignore_conflicts=True)
-    return [key.comment_id for key in keys]
+    """Compute the Unicode rules once per comment (id, user, video, created_at, text) and write
+    the keys with one statement (arrays, not one ORM object per comment: at a rebuild's
+    hundreds of thousands of comments the objects cost more than the rules)."""
+    columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
+    for comment_id, user_id, video_id, created_at, text in rows:
+        for column, value in zip(
+            columns,
+            (
+                comment_id,
+                user_id,
+                video_id,
+                created_at,
+                repeat_key_hash(text),
+                comment_is_hollow(text),
+            ),
+            strict=True,
+        ):
+            column.append(value)
+    if columns[0]:
+        _execute(sql.COMMENT_KEYS_INSERT, list(columns))
+    return columns[0]
 
 
 def comment_groups_dirty(*, comment_ids: list[int], dirty: Dirty) -> None:
@@ -99,8 +135,10 @@ def play_pairs_dirty(*, pairs: list[tuple[int, int, datetime]], dirty: Dirty) ->
 
 
 def fan_links_sync(*, pairs: set[FollowPair], dirty: Dirty) -> int:
-    """Make FanLink match the counted follows of `pairs`; move the follower's activity into
-    (out of) the creator's fan grid and interests; mark the video buckets that change."""
+    """Make FanLink match the counted follows of `pairs`. A link made (undone) moves the
+    follower's whole activity into (out of) the creator's grid and interests: every quarter
+    hour in which the follower has a row becomes a dirty fan cell of the creator; the follower's
+    events on the creator's videos change those video buckets' `follower_events`."""
     if not pairs:
         return 0
     ordered = sorted(pairs)
@@ -115,24 +153,47 @@ def fan_links_sync(*, pairs: set[FollowPair], dirty: Dirty) -> int:
         "creators": [creator for _, creator, _ in changes],
         "signs": [sign for _, _, sign in changes],
     }
-    _execute(sql.FAN_GRID_APPLY_LINKS, params)
-    _execute(sql.INTERESTS_APPLY_LINKS, params)
+    dirty.fan_cells.update(_fetch(sql.FAN_CELLS_OF_LINKS, params))
     dirty.video_buckets.update(
         (video, bucket) for video, bucket in _fetch(sql.LINK_VIDEO_BUCKETS, params)
     )
     return len(changes)
 
 
+def fan_cells_recount(*, fan_cells: set[FanCell], interest_cells: set[InterestCell]) -> None:
+    """Recount the fan cells and the interest cells (plus the day of every fan cell)."""
+    days = interest_cells | {(creator, day_floor(bucket)) for creator, bucket in fan_cells}
+    if fan_cells:
+        cells = sorted(fan_cells)
+        _execute(
+            sql.FAN_CELLS_RECOUNT,
+            {"creators": [c for c, _ in cells], "buckets": [b for _, b in cells]},
+        )
+    if days:
+        cells = sorted(days)
+        _execute(
+            sql.INTEREST_CELLS_RECOUNT,
+            {"creators": [c for c, _ in cells], "days": [d for _, d in cells]},
+        )
+
+
 def dirty_recount(dirty: Dirty) -> None:
-    """Recount what `dirty` names, in the order the deltas need: links first (so the video
-    buckets' follower counts and the users' fan-out see the new links), then users, then videos
-    and their first hours."""
-    fan_links_sync(pairs=dirty.follow_pairs, dirty=dirty)
+    """Recount what `dirty` names, in the order the recounts need. The users' activity is
+    turned into fan cells with the links as they were (a link undone in this pass still names
+    the cells its follower's deleted rows were counted in; a link made names all its follower's
+    rows itself), then the links are synced (so the video buckets' follower counts and the
+    cells see the new links), then the fan and interest cells, the video buckets and their
+    first hours are recounted."""
     if dirty.user_buckets:
         users = sorted(dirty.user_buckets)
-        params = {"users": [u for u, _ in users], "buckets": [b for _, b in users]}
-        _execute(sql.USER_BUCKETS_RECOUNT, params)
-        _execute(sql.USER_HASHTAG_BUCKETS_RECOUNT, params)
+        dirty.fan_cells.update(
+            _fetch(
+                sql.FAN_CELLS_OF_USERS,
+                {"users": [u for u, _ in users], "buckets": [b for _, b in users]},
+            )
+        )
+    fan_links_sync(pairs=dirty.follow_pairs, dirty=dirty)
+    fan_cells_recount(fan_cells=dirty.fan_cells, interest_cells=dirty.interest_cells)
     if dirty.video_buckets:
         videos = sorted(dirty.video_buckets)
         params = {"videos": [v for v, _ in videos], "buckets": [b for _, b in videos]}
@@ -177,41 +238,76 @@ def _rebuild_targets(video_ids: list[int] | None, since: datetime | None) -> Dir
     return dirty
 
 
+# The full rebuild's tables, truncated together, filled in this order (each reads the ones
+# before it): links, video buckets (their follower events probe the links), their sums, and
+# the fan side.
+_REBUILT = (FanLink, VideoBucket, CreatorBucket, VideoTotal, CreatorFanBucket, CreatorHashtagDay)
+_INSERTS_ALL = (
+    ("fan links", sql.FAN_LINKS_INSERT_ALL),
+    ("video buckets", sql.VIDEO_BUCKETS_INSERT_ALL),
+    ("creator buckets", sql.CREATOR_BUCKETS_INSERT_ALL),
+    ("video totals", sql.VIDEO_TOTALS_INSERT_ALL),
+    ("first hours", sql.FIRST_HOURS_RECOUNT_ALL),
+    ("fan buckets", sql.FAN_BUCKETS_INSERT_ALL),
+    ("hashtag days", sql.HASHTAG_DAYS_INSERT_ALL),
+)
+# A rebuild sorts and hashes whole tables: give its statements room (this transaction only).
+REBUILD_WORK_MEM = "256MB"
+
+
 @transaction.atomic
 def analytics_rollups_rebuild(
     *, video_ids: list[int] | None = None, since: datetime | None = None
 ) -> int:
     """Recount the rollups of `video_ids` (all videos when None) for the buckets from `since`
-    on (all time when None) from the rows. With neither, everything is rebuilt from scratch:
-    the fan links from the follows, the users' activity, the creators' grids and interests.
-    Returns how many video buckets were recounted."""
+    on (all time when None) from the rows. With neither, everything is rebuilt from scratch,
+    set-based (`_rebuild_all`). Otherwise the keyed recounts run over the videos' buckets and
+    the fan cells of their users' activity. Returns how many video buckets were (re)written
+    or recounted.
+
+    Like the old rebuild it takes no consumer lock: its TRUNCATE (ACCESS EXCLUSIVE) waits for a
+    running pass, and a pass that starts meanwhile gives way after its lock_timeout."""
     if video_ids is None and since is None:
-        for model in (
-            VideoBucket,
-            CreatorBucket,
-            VideoTotal,
-            UserBucket,
-            UserHashtagBucket,
-            FanLink,
-            CreatorFanBucket,
-            CreatorHashtagBucket,
-        ):
-            _execute(f"TRUNCATE {model._meta.db_table}", [])
+        return _rebuild_all()
     _comment_keys_complete(video_ids)
     dirty = _rebuild_targets(video_ids, since)
-    if video_ids is None and since is None:
-        dirty.follow_pairs.update(_fetch(f"SELECT user_id, creator_id FROM {sql.FOLLOW}", []))
-        # Users first (their buckets are what a new link brings to a creator), then links.
-        user_only = Dirty(user_buckets=dirty.user_buckets)
-        dirty_recount(user_only)
-        dirty.user_buckets = set()
-    else:
-        # A partial rebuild keeps the fan side as it is; its buckets' users are rechecked.
-        pass
     dirty_recount(dirty)
     _creator_buckets_resum(video_ids, since)
     _video_totals_resum(video_ids)
     return len(dirty.video_buckets)
+
+
+def _rebuild_all() -> int:
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    _execute(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'", [])
+    _execute(f"TRUNCATE {', '.join(model._meta.db_table for model in _REBUILT)}", [])
+    timings["truncate"] = time.perf_counter() - started
+    mark = time.perf_counter()
+    _comment_keys_complete(None)
+    timings["comment keys"] = time.perf_counter() - mark
+    written = 0
+    for name, statement in _INSERTS_ALL:
+        mark = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+            if name == "video buckets":
+                written = cursor.rowcount
+        timings[name] = time.perf_counter() - mark
+    logger.info(
+        "analytics rollups rebuilt",
+        extra={"seconds": {name: round(s, 3) for name, s in timings.items()}},
+    )
+    last_rebuild_timings.clear()
+    last_rebuild_timings.update(timings)
+    return written
+
+
+# Seconds per step of the last full rebuild in this process (the bench and tests read them).
+last_rebuild_timings: dict[str, float] = {}
+
+
+COMMENT_KEY_CHUNK = 20_000
 
 
 def _comment_keys_complete(video_ids: list[int] | None) -> None:
@@ -228,7 +324,7 @@ def _comment_keys_complete(video_ids: list[int] | None) -> None:
                     SELECT 1 FROM {sql.COMMENT_KEY} k WHERE k.comment_id = c.id)""",
             {"videos": video_ids},
         )
-        while rows := cursor.fetchmany(5000):
+        while rows := cursor.fetchmany(COMMENT_KEY_CHUNK):
             comment_keys_write(rows)
     # Times copied into the keys follow the comments (a comment's time is set at insert).
     _execute(

@@ -14,10 +14,8 @@ from analytics.models import (
     CommentKey,
     CreatorBucket,
     CreatorFanBucket,
-    CreatorHashtagBucket,
+    CreatorHashtagDay,
     FanLink,
-    UserBucket,
-    UserHashtagBucket,
     VideoBucket,
     VideoTotal,
 )
@@ -27,19 +25,24 @@ from analytics.tables import COMMENT, FOLLOW, LIKE, PLAY, SHARE, VIDEO, VIDEO_HA
 VIDEO_BUCKET = VideoBucket._meta.db_table
 CREATOR_BUCKET = CreatorBucket._meta.db_table
 VIDEO_TOTAL = VideoTotal._meta.db_table
-USER_BUCKET = UserBucket._meta.db_table
-USER_HASHTAG_BUCKET = UserHashtagBucket._meta.db_table
 FAN_LINK = FanLink._meta.db_table
 CREATOR_FAN_BUCKET = CreatorFanBucket._meta.db_table
-CREATOR_HASHTAG_BUCKET = CreatorHashtagBucket._meta.db_table
+CREATOR_HASHTAG_DAY = CreatorHashtagDay._meta.db_table
 COMMENT_KEY = CommentKey._meta.db_table
 
 BUCKET = "interval '15 minutes'"
+DAY = "interval '1 day'"
+_ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
 
 
 def bucket_of(column: str) -> str:
     """The UTC quarter hour holding `column` (2000-01-01 is a multiple of 15 min since 1970)."""
-    return f"date_bin({BUCKET}, {column}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+    return f"date_bin({BUCKET}, {column}, {_ORIGIN})"
+
+
+def day_of(column: str) -> str:
+    """The UTC day (midnight) holding `column`."""
+    return f"date_bin({DAY}, {column}, {_ORIGIN})"
 
 
 def _in(alias: str, column: str = "created_at") -> str:
@@ -164,20 +167,15 @@ VIDEO_BUCKETS_RECOUNT = f"""
            (SELECT count(*) FROM totals)
 """
 
-# Recount the first hour of the videos among the given (video, bucket) pairs whose bucket
-# overlaps `[published, published + 1 hour)`.
-FIRST_HOURS_RECOUNT = f"""
+
+def _first_hours(videos: str) -> str:
+    """Recount `[published, published + 1 hour)` of the videos `v.id IN ({videos})`."""
+    return f"""
     WITH t AS (
         SELECT 'h'::text AS tag, v.id AS video_id, v.creator_id, v.created_at AS lo,
                v.created_at + interval '1 hour' AS hi
         FROM {VIDEO} v
-        WHERE v.id IN (
-            SELECT d.video_id
-            FROM unnest(%(videos)s::bigint[], %(buckets)s::timestamptz[]) AS d(video_id, bucket)
-            JOIN {VIDEO} dv ON dv.id = d.video_id
-            WHERE d.bucket < dv.created_at + interval '1 hour'
-              AND d.bucket + {BUCKET} > dv.created_at
-        )
+        WHERE {videos}
     ),
     fresh AS ({COUNTS})
     INSERT INTO {VIDEO_TOTAL} (video_id, creator_id, published_at, plays, interactions,
@@ -190,106 +188,18 @@ FIRST_HOURS_RECOUNT = f"""
         first_hour_interactions = EXCLUDED.first_hour_interactions
 """
 
-_DIRTY_USER_BUCKETS = """
-    u AS (
-        SELECT DISTINCT d.user_id, d.bucket
-        FROM unnest(%(users)s::bigint[], %(buckets)s::timestamptz[]) AS d(user_id, bucket)
-    )
-"""
 
-
-def _user_events(table: str, alias: str) -> str:
-    return f"""SELECT count(*) FROM {table} {alias}
-        WHERE {alias}.user_id = u.user_id AND {alias}.counted
-          AND {alias}.created_at >= u.bucket AND {alias}.created_at < u.bucket + {BUCKET}"""
-
-
-# Recount each given (user, quarter hour) of activity and pass the change on to the fan grid of
-# every creator the user follows (FanLink): the fan-out is by delta, so it is idempotent too.
-USER_BUCKETS_RECOUNT = f"""
-    WITH {_DIRTY_USER_BUCKETS},
-    fresh AS (
-        SELECT u.user_id, u.bucket,
-               ({_user_events(LIKE, "x")}) + ({_user_events(COMMENT, "x")})
-             + ({_user_events(SHARE, "x")}) + ({_user_events(PLAY, "x")}) AS events
-        FROM u
-    ),
-    delta AS (
-        SELECT f.user_id, f.bucket, f.events, f.events - COALESCE(o.events, 0) AS change
-        FROM fresh f
-        LEFT JOIN {USER_BUCKET} o ON o.user_id = f.user_id AND o.bucket = f.bucket
-        WHERE f.events <> COALESCE(o.events, 0)
-    ),
-    written AS (
-        INSERT INTO {USER_BUCKET} (user_id, bucket, events)
-        SELECT user_id, bucket, events FROM delta
-        ON CONFLICT (user_id, bucket) DO UPDATE SET events = EXCLUDED.events
-        RETURNING 1
-    ),
-    fans AS (
-        INSERT INTO {CREATOR_FAN_BUCKET} (creator_id, bucket, events)
-        SELECT fl.creator_id, d.bucket, sum(d.change)
-        FROM delta d JOIN {FAN_LINK} fl ON fl.user_id = d.user_id
-        GROUP BY fl.creator_id, d.bucket
-        ON CONFLICT (creator_id, bucket) DO UPDATE
-            SET events = {CREATOR_FAN_BUCKET}.events + EXCLUDED.events
-        RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM fans)
-"""
-
-USER_HASHTAG_BUCKETS_RECOUNT = f"""
-    WITH {_DIRTY_USER_BUCKETS},
-    fresh AS (
-        SELECT u.user_id, u.bucket, vh.hashtag_id, sum(x.plays) AS plays, sum(x.likes) AS likes
-        FROM u
-        CROSS JOIN LATERAL (
-            SELECT p.video_id, 1 AS plays, 0 AS likes FROM {PLAY} p
-            WHERE p.user_id = u.user_id AND p.counted
-              AND p.created_at >= u.bucket AND p.created_at < u.bucket + {BUCKET}
-            UNION ALL
-            SELECT l.video_id, 0, 1 FROM {LIKE} l
-            WHERE l.user_id = u.user_id AND l.counted
-              AND l.created_at >= u.bucket AND l.created_at < u.bucket + {BUCKET}
-        ) x
-        JOIN {VIDEO_HASHTAG} vh ON vh.video_id = x.video_id
-        GROUP BY u.user_id, u.bucket, vh.hashtag_id
-    ),
-    old AS (
-        SELECT o.user_id, o.bucket, o.hashtag_id, o.plays, o.likes
-        FROM {USER_HASHTAG_BUCKET} o JOIN u ON u.user_id = o.user_id AND u.bucket = o.bucket
-    ),
-    delta AS (
-        SELECT COALESCE(f.user_id, o.user_id) AS user_id, COALESCE(f.bucket, o.bucket) AS bucket,
-               COALESCE(f.hashtag_id, o.hashtag_id) AS hashtag_id,
-               COALESCE(f.plays, 0) AS plays, COALESCE(f.likes, 0) AS likes,
-               COALESCE(f.plays, 0) - COALESCE(o.plays, 0) AS plays_change,
-               COALESCE(f.likes, 0) - COALESCE(o.likes, 0) AS likes_change
-        FROM fresh f
-        FULL JOIN old o
-            ON o.user_id = f.user_id AND o.bucket = f.bucket AND o.hashtag_id = f.hashtag_id
-        WHERE COALESCE(f.plays, 0) <> COALESCE(o.plays, 0)
-           OR COALESCE(f.likes, 0) <> COALESCE(o.likes, 0)
-    ),
-    written AS (
-        INSERT INTO {USER_HASHTAG_BUCKET} (user_id, bucket, hashtag_id, plays, likes)
-        SELECT user_id, bucket, hashtag_id, plays, likes FROM delta
-        ON CONFLICT (user_id, bucket, hashtag_id) DO UPDATE
-            SET plays = EXCLUDED.plays, likes = EXCLUDED.likes
-        RETURNING 1
-    ),
-    fans AS (
-        INSERT INTO {CREATOR_HASHTAG_BUCKET} (creator_id, bucket, hashtag_id, plays, likes)
-        SELECT fl.creator_id, d.bucket, d.hashtag_id, sum(d.plays_change), sum(d.likes_change)
-        FROM delta d JOIN {FAN_LINK} fl ON fl.user_id = d.user_id
-        GROUP BY fl.creator_id, d.bucket, d.hashtag_id
-        ON CONFLICT (creator_id, bucket, hashtag_id) DO UPDATE
-            SET plays = {CREATOR_HASHTAG_BUCKET}.plays + EXCLUDED.plays,
-                likes = {CREATOR_HASHTAG_BUCKET}.likes + EXCLUDED.likes
-        RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM fans)
-"""
+# Recount the first hour of the videos among the given (video, bucket) pairs whose bucket
+# overlaps `[published, published + 1 hour)`.
+FIRST_HOURS_RECOUNT = _first_hours(
+    f"""v.id IN (
+            SELECT d.video_id
+            FROM unnest(%(videos)s::bigint[], %(buckets)s::timestamptz[]) AS d(video_id, bucket)
+            JOIN {VIDEO} dv ON dv.id = d.video_id
+            WHERE d.bucket < dv.created_at + interval '1 hour'
+              AND d.bucket + {BUCKET} > dv.created_at
+        )"""
+)
 
 # Bring FanLink in line with the counted follows of the given (user, creator) pairs; returns
 # (user, creator, +1 | -1) for each link made or undone.
@@ -327,28 +237,6 @@ _LINK_CHANGES = """
     )
 """
 
-# A follow made (undone): the follower's whole activity joins (leaves) the creator's fan grid.
-FAN_GRID_APPLY_LINKS = f"""
-    WITH {_LINK_CHANGES}
-    INSERT INTO {CREATOR_FAN_BUCKET} (creator_id, bucket, events)
-    SELECT ch.creator_id, ub.bucket, sum(ch.sign * ub.events)
-    FROM ch JOIN {USER_BUCKET} ub ON ub.user_id = ch.user_id
-    GROUP BY ch.creator_id, ub.bucket
-    ON CONFLICT (creator_id, bucket) DO UPDATE
-        SET events = {CREATOR_FAN_BUCKET}.events + EXCLUDED.events
-"""
-
-INTERESTS_APPLY_LINKS = f"""
-    WITH {_LINK_CHANGES}
-    INSERT INTO {CREATOR_HASHTAG_BUCKET} (creator_id, bucket, hashtag_id, plays, likes)
-    SELECT ch.creator_id, h.bucket, h.hashtag_id, sum(ch.sign * h.plays), sum(ch.sign * h.likes)
-    FROM ch JOIN {USER_HASHTAG_BUCKET} h ON h.user_id = ch.user_id
-    GROUP BY ch.creator_id, h.bucket, h.hashtag_id
-    ON CONFLICT (creator_id, bucket, hashtag_id) DO UPDATE
-        SET plays = {CREATOR_HASHTAG_BUCKET}.plays + EXCLUDED.plays,
-            likes = {CREATOR_HASHTAG_BUCKET}.likes + EXCLUDED.likes
-"""
-
 # The (video, bucket) pairs holding a changed follower's events on the creator's videos: their
 # `follower_events` change with the link.
 LINK_VIDEO_BUCKETS = f"""
@@ -363,6 +251,150 @@ LINK_VIDEO_BUCKETS = f"""
     ) x
     JOIN {VIDEO} v ON v.id = x.video_id AND v.creator_id = ch.creator_id
 """
+
+# --- the fan side: cells recounted from the rows ----------------------------------------------
+# A fan cell is (creator, quarter hour) of `CreatorFanBucket`, an interest cell (creator, UTC day)
+# of `CreatorHashtagDay`. A cell is recounted from the rows: each distinct bucket (day) of the
+# dirty cells is scanned once by time (`*_time_idx`), and each row's user is checked against
+# the cells' creators through `fanlink_unique (user_id, creator_id)`. The fresh counts replace
+# the stored ones; a cell that counts 0 loses its row. Recounting twice changes nothing.
+
+_ACTIVITY = (LIKE, COMMENT, SHARE, PLAY)
+
+
+def _made_in(alias: str, lo: str, width: str) -> str:
+    return f"{alias}.counted AND {alias}.created_at >= {lo} AND {alias}.created_at < {lo} + {width}"
+
+
+_FAN_CELLS = f"""
+    cells AS (
+        SELECT DISTINCT d.creator_id, d.bucket
+        FROM unnest(%(creators)s::bigint[], %(buckets)s::timestamptz[]) AS d(creator_id, bucket)
+    ),
+    buckets AS (SELECT DISTINCT bucket FROM cells),
+    events AS MATERIALIZED (
+        SELECT b.bucket, x.user_id FROM buckets b
+        CROSS JOIN LATERAL (
+            {
+    " UNION ALL ".join(
+        f"SELECT x.user_id FROM {table} x WHERE {_made_in('x', 'b.bucket', BUCKET)}"
+        for table in _ACTIVITY
+    )
+}
+        ) x
+    ),
+    counted AS (
+        SELECT fl.creator_id, e.bucket, count(*) AS events
+        FROM events e
+        JOIN {FAN_LINK} fl ON fl.user_id = e.user_id
+        JOIN cells c ON c.creator_id = fl.creator_id AND c.bucket = e.bucket
+        GROUP BY fl.creator_id, e.bucket
+    ),
+    fresh AS (
+        SELECT c.creator_id, c.bucket, COALESCE(n.events, 0) AS events
+        FROM cells c
+        LEFT JOIN counted n ON n.creator_id = c.creator_id AND n.bucket = c.bucket
+    )
+"""
+
+# Recount the given (creator, quarter hour) fan cells; returns (rows written, rows deleted).
+FAN_CELLS_RECOUNT = f"""
+    WITH {_FAN_CELLS},
+    written AS (
+        INSERT INTO {CREATOR_FAN_BUCKET} (creator_id, bucket, events)
+        SELECT f.creator_id, f.bucket, f.events FROM fresh f
+        WHERE f.events <> 0 AND NOT EXISTS (
+            SELECT 1 FROM {CREATOR_FAN_BUCKET} o
+            WHERE o.creator_id = f.creator_id AND o.bucket = f.bucket AND o.events = f.events)
+        ORDER BY f.creator_id, f.bucket
+        ON CONFLICT (creator_id, bucket) DO UPDATE SET events = EXCLUDED.events
+        RETURNING 1
+    ),
+    gone AS (
+        DELETE FROM {CREATOR_FAN_BUCKET} o USING fresh f
+        WHERE o.creator_id = f.creator_id AND o.bucket = f.bucket AND f.events = 0
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM gone)
+"""
+
+_INTEREST_CELLS = f"""
+    cells AS (
+        SELECT DISTINCT d.creator_id, d.day
+        FROM unnest(%(creators)s::bigint[], %(days)s::timestamptz[]) AS d(creator_id, day)
+    ),
+    days AS (SELECT DISTINCT day FROM cells),
+    events AS MATERIALIZED (
+        SELECT d.day, x.user_id, x.video_id, x.plays, x.likes FROM days d
+        CROSS JOIN LATERAL (
+            SELECT x.user_id, x.video_id, 1 AS plays, 0 AS likes FROM {PLAY} x
+            WHERE {_made_in("x", "d.day", DAY)}
+            UNION ALL
+            SELECT x.user_id, x.video_id, 0, 1 FROM {LIKE} x WHERE {_made_in("x", "d.day", DAY)}
+        ) x
+    ),
+    fresh AS (
+        SELECT fl.creator_id, e.day, vh.hashtag_id, sum(e.plays) AS plays, sum(e.likes) AS likes
+        FROM events e
+        JOIN {FAN_LINK} fl ON fl.user_id = e.user_id
+        JOIN cells c ON c.creator_id = fl.creator_id AND c.day = e.day
+        JOIN {VIDEO_HASHTAG} vh ON vh.video_id = e.video_id
+        GROUP BY fl.creator_id, e.day, vh.hashtag_id
+    ),
+    old AS (
+        SELECT o.creator_id, o.day, o.hashtag_id, o.plays, o.likes
+        FROM {CREATOR_HASHTAG_DAY} o JOIN cells c ON c.creator_id = o.creator_id AND c.day = o.day
+    )
+"""
+
+# Recount the given (creator, UTC day) interest cells; returns (rows written, rows deleted).
+INTEREST_CELLS_RECOUNT = f"""
+    WITH {_INTEREST_CELLS},
+    written AS (
+        INSERT INTO {CREATOR_HASHTAG_DAY} (creator_id, day, hashtag_id, plays, likes)
+        SELECT f.creator_id, f.day, f.hashtag_id, f.plays, f.likes FROM fresh f
+        WHERE NOT EXISTS (
+            SELECT 1 FROM old o
+            WHERE o.creator_id = f.creator_id AND o.day = f.day AND o.hashtag_id = f.hashtag_id
+              AND o.plays = f.plays AND o.likes = f.likes)
+        ORDER BY f.creator_id, f.day, f.hashtag_id
+        ON CONFLICT (creator_id, day, hashtag_id) DO UPDATE
+            SET plays = EXCLUDED.plays, likes = EXCLUDED.likes
+        RETURNING 1
+    ),
+    gone AS (
+        DELETE FROM {CREATOR_HASHTAG_DAY} o USING old
+        WHERE o.creator_id = old.creator_id AND o.day = old.day AND o.hashtag_id = old.hashtag_id
+          AND NOT EXISTS (
+              SELECT 1 FROM fresh f
+              WHERE f.creator_id = old.creator_id AND f.day = old.day
+                AND f.hashtag_id = old.hashtag_id)
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM gone)
+"""
+
+# The fan cells a user's (quarter hour of) activity feeds: one per creator the user follows.
+FAN_CELLS_OF_USERS = f"""
+    SELECT DISTINCT fl.creator_id, d.bucket
+    FROM unnest(%(users)s::bigint[], %(buckets)s::timestamptz[]) AS d(user_id, bucket)
+    JOIN {FAN_LINK} fl ON fl.user_id = d.user_id
+"""
+
+# A link made or undone: every quarter hour in which the follower has a row of the 4 tables
+# (counted or not) is a fan cell of the creator (read by the `*_user_time_idx` indexes).
+FAN_CELLS_OF_LINKS = f"""
+    SELECT DISTINCT ch.creator_id, {bucket_of("x.created_at")}
+    FROM unnest(%(users)s::bigint[], %(creators)s::bigint[]) AS ch(user_id, creator_id)
+    CROSS JOIN LATERAL (
+        {
+    " UNION ALL ".join(
+        f"SELECT created_at FROM {table} WHERE user_id = ch.user_id" for table in _ACTIVITY
+    )
+}
+    ) x
+"""
+
 
 # --- what a batch of rows makes dirty ----------------------------------------------------------
 _RANGE = "id > %(start)s AND id <= %(top)s"
@@ -393,6 +425,13 @@ PLAY_PAIRS_DIRTY = f"""
     UNION
     SELECT l.video_id, {bucket_of("l.created_at")} FROM g
     JOIN {LIKE} l ON l.video_id = g.video_id AND l.user_id = g.user_id
+"""
+
+COMMENT_KEYS_INSERT = f"""
+    INSERT INTO {COMMENT_KEY} (comment_id, user_id, video_id, created_at, key_hash, hollow)
+    SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::timestamptz[],
+                         %s::bytea[], %s::boolean[])
+    ON CONFLICT (comment_id) DO NOTHING
 """
 
 COMMENTS_WITHOUT_KEY = f"""
@@ -427,3 +466,158 @@ def records_of_batch(table: str) -> str:
                interaction_created_at, {bucket_of("interaction_created_at")}
         FROM {table} WHERE {_RANGE}
     """
+
+
+# --- the full rebuild: one INSERT ... SELECT ... GROUP BY per table --------------------------
+# The same definitions as `COUNTS`, set-based over whole tables: a replay is a counted play that
+# is not the first of its (video, user) in (created_at, id) order; a quick like's pair has
+# counted plays summing to < 3 s; an effective comment is not hollow and the first counted one
+# of its (user, repeat key); follower events probe FanLink (user, the video's creator). Rows go
+# in in the unique index's order.
+
+FAN_LINKS_INSERT_ALL = f"""
+    INSERT INTO {FAN_LINK} (user_id, creator_id)
+    SELECT user_id, creator_id FROM {FOLLOW} WHERE counted ORDER BY user_id, creator_id
+"""
+
+
+def _parts(**values: str) -> str:
+    """One row of every FIELD, 0 unless given."""
+    return ", ".join(f"{values.get(n, '0')} AS {n}" for n in FIELDS)
+
+
+# Follower events: FanLink is unique on (user, creator), so the left join adds no row.
+_FOLLOWER_EVENTS = "count(fl.user_id)"
+
+
+def _fan_join(alias: str) -> str:
+    return (
+        f"LEFT JOIN {FAN_LINK} fl ON fl.user_id = {alias}.user_id AND fl.creator_id = v.creator_id"
+    )
+
+
+_VIDEO_BUCKET_PARTS = f"""
+    SELECT p.video_id, {bucket_of("p.created_at")} AS bucket,
+           {
+    _parts(
+        plays="count(*)",
+        completed_plays="count(*) FILTER (WHERE p.completed)",
+        replays="count(*) FILTER (WHERE p.nth > 1)",
+        follower_events=_FOLLOWER_EVENTS,
+    )
+}
+    FROM (SELECT video_id, user_id, created_at, completed,
+                 row_number() OVER (PARTITION BY video_id, user_id ORDER BY created_at, id) AS nth
+          FROM {PLAY} WHERE counted) p
+    JOIN {VIDEO} v ON v.id = p.video_id
+    {_fan_join("p")}
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT l.video_id, {bucket_of("l.created_at")},
+           {
+    _parts(
+        likes="count(*)",
+        quick_likes=f"count(*) FILTER (WHERE COALESCE(w.watched_ms, 0) < {QUICK_LIKE_WATCHED_MS})",
+        follower_events=_FOLLOWER_EVENTS,
+    )
+}
+    FROM {LIKE} l
+    JOIN {VIDEO} v ON v.id = l.video_id
+    LEFT JOIN (
+        SELECT video_id, user_id, sum(watched_ms) AS watched_ms FROM {PLAY}
+        WHERE counted GROUP BY video_id, user_id
+    ) w ON w.video_id = l.video_id AND w.user_id = l.user_id
+    {_fan_join("l")}
+    WHERE l.counted
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT c.video_id, {bucket_of("c.created_at")},
+           {
+    _parts(
+        comments="count(*)",
+        effective_comments="count(*) FILTER (WHERE NOT c.hollow AND c.nth = 1)",
+        follower_events=_FOLLOWER_EVENTS,
+    )
+}
+    FROM (SELECT k.video_id, k.user_id, k.created_at, k.hollow,
+                 row_number() OVER (PARTITION BY k.user_id, k.key_hash
+                                    ORDER BY k.created_at, k.comment_id) AS nth
+          FROM {COMMENT_KEY} k JOIN {COMMENT} cc ON cc.id = k.comment_id
+          WHERE cc.counted) c
+    JOIN {VIDEO} v ON v.id = c.video_id
+    {_fan_join("c")}
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT s.video_id, {bucket_of("s.created_at")},
+           {_parts(shares="count(*)", follower_events=_FOLLOWER_EVENTS)}
+    FROM {SHARE} s JOIN {VIDEO} v ON v.id = s.video_id
+    {_fan_join("s")}
+    WHERE s.counted
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT f.source_video_id, {bucket_of("f.created_at")}, {_parts(follows_gained="count(*)")}
+    FROM {FOLLOW} f JOIN {VIDEO} v ON v.id = f.source_video_id AND v.creator_id = f.creator_id
+    WHERE f.counted
+    GROUP BY 1, 2
+"""
+
+VIDEO_BUCKETS_INSERT_ALL = f"""
+    INSERT INTO {VIDEO_BUCKET} (video_id, creator_id, bucket, {", ".join(FIELDS)})
+    SELECT x.video_id, v.creator_id, x.bucket, {", ".join(f"sum(x.{n})" for n in FIELDS)}
+    FROM ({_VIDEO_BUCKET_PARTS}) x
+    JOIN {VIDEO} v ON v.id = x.video_id
+    GROUP BY x.video_id, v.creator_id, x.bucket
+    ORDER BY x.video_id, x.bucket
+"""
+
+CREATOR_BUCKETS_INSERT_ALL = f"""
+    INSERT INTO {CREATOR_BUCKET} (creator_id, bucket, {", ".join(COUNTERS)})
+    SELECT creator_id, bucket, {", ".join(f"sum({n})" for n in COUNTERS)}
+    FROM {VIDEO_BUCKET} GROUP BY creator_id, bucket ORDER BY creator_id, bucket
+"""
+
+VIDEO_TOTALS_INSERT_ALL = f"""
+    INSERT INTO {VIDEO_TOTAL} (video_id, creator_id, published_at, plays, interactions,
+                               first_hour_plays, first_hour_interactions)
+    SELECT v.id, v.creator_id, v.created_at, s.plays, s.interactions, 0, 0
+    FROM (SELECT video_id, sum(plays) AS plays, sum({_INTERACTION_DELTA.replace("d.", "")})
+                     AS interactions
+          FROM {VIDEO_BUCKET} GROUP BY video_id) s
+    JOIN {VIDEO} v ON v.id = s.video_id
+    ORDER BY v.id
+"""
+
+FIRST_HOURS_RECOUNT_ALL = _first_hours("true")
+
+FAN_BUCKETS_INSERT_ALL = f"""
+    INSERT INTO {CREATOR_FAN_BUCKET} (creator_id, bucket, events)
+    SELECT fl.creator_id, x.bucket, sum(x.events)
+    FROM (
+        {
+    " UNION ALL ".join(
+        f"SELECT user_id, {bucket_of('created_at')} AS bucket, count(*) AS events "
+        f"FROM {table} WHERE counted GROUP BY 1, 2"
+        for table in _ACTIVITY
+    )
+}
+    ) x
+    JOIN {FAN_LINK} fl ON fl.user_id = x.user_id
+    GROUP BY fl.creator_id, x.bucket
+    ORDER BY fl.creator_id, x.bucket
+"""
+
+HASHTAG_DAYS_INSERT_ALL = f"""
+    INSERT INTO {CREATOR_HASHTAG_DAY} (creator_id, day, hashtag_id, plays, likes)
+    SELECT fl.creator_id, x.day, vh.hashtag_id, sum(x.plays), sum(x.likes)
+    FROM (
+        SELECT user_id, video_id, {day_of("created_at")} AS day, count(*) AS plays, 0 AS likes
+        FROM {PLAY} WHERE counted GROUP BY 1, 2, 3
+        UNION ALL
+        SELECT user_id, video_id, {day_of("created_at")}, 0, count(*)
+        FROM {LIKE} WHERE counted GROUP BY 1, 2, 3
+    ) x
+    JOIN {FAN_LINK} fl ON fl.user_id = x.user_id
+    JOIN {VIDEO_HASHTAG} vh ON vh.video_id = x.video_id
+    GROUP BY fl.creator_id, x.day, vh.hashtag_id
+    ORDER BY fl.creator_id, x.day, vh.hashtag_id
+"""

@@ -189,9 +189,9 @@ def _rollup_tables() -> dict[str, Any]:
     for model, key in [
         (models.VideoBucket, ("video_id", "bucket")),
         (models.CreatorBucket, ("creator_id", "bucket")),
+        (models.VideoTotal, ("video_id",)),
         (models.CreatorFanBucket, ("creator_id", "bucket")),
-        (models.CreatorHashtagBucket, ("creator_id", "bucket", "hashtag_id")),
-        (models.UserBucket, ("user_id", "bucket")),
+        (models.CreatorHashtagDay, ("creator_id", "day", "hashtag_id")),
         (models.FanLink, ("user_id", "creator_id")),
     ]:
         fields = [f.name for f in model._meta.fields if f.name != "id"]

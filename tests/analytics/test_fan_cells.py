@@ -1,0 +1,193 @@
+"""The fan side of the rollups: fan cells (creator, quarter hour) and interest days (creator, UTC
+day, hashtag) recounted from the rows. A stream of follows, unfollows, unlikes and counted flips
+consumed pass by pass equals a full rebuild table by table and the raw oracle; interests with a
+ragged window start across a UTC midnight are exact; a follow (unfollow) moves the follower's
+whole activity into (out of) the creator's grid and interests; the reconciliation repairs the
+fan side."""
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from analytics.models import CreatorFanBucket, CreatorHashtagDay, FanLink
+from analytics.raw import creator_figures_raw
+from analytics.selectors import creator_analytics_document
+from analytics.services.consumer import analytics_events_process
+from analytics.services.reconcile import analytics_rollups_reconcile
+from analytics.services.rollups import analytics_rollups_rebuild, fan_cells_recount
+from engagement.models import Follow, InteractionKind, Play, User
+from engagement.services.counted import interactions_counted_set
+from engagement.services.interactions import creator_unfollow, video_unlike
+from tests.analytics import world
+from tests.analytics.test_rollups import (
+    NOW,
+    _rollup_tables,
+    assert_equal_to_oracle,
+    build_world,
+    churn,
+    without_as_of,
+)
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def consume() -> None:
+    while analytics_events_process().more:
+        pass
+
+
+def _stream(setting: dict[str, Any], rng: random.Random) -> None:
+    """More follows (some of users who just unfollowed), unfollows and follow flips, each
+    followed by a pass, so links are made and undone between and within passes."""
+    creators: list[User] = setting["creators"]
+    everyone: list[User] = setting["everyone"]
+    for _ in range(3):
+        for user in rng.sample(everyone, 4):
+            creator = rng.choice(creators)
+            if creator != user and not Follow.objects.filter(user=user, creator=creator).exists():
+                when = NOW - timedelta(days=rng.uniform(0, 150))
+                world.follow(user, creator, when, counted=rng.random() < 0.8)
+        follows = list(Follow.objects.all())
+        for follow in rng.sample(follows, min(2, len(follows))):
+            creator_unfollow(user=follow.user, creator_id=follow.creator_id)
+        ids = list(Follow.objects.values_list("pk", flat=True))
+        if ids:
+            interactions_counted_set(
+                kind=InteractionKind.FOLLOW, ids=rng.sample(ids, 1), counted=rng.random() < 0.5
+            )
+        plays = list(Play.objects.values_list("pk", flat=True))
+        interactions_counted_set(
+            kind=InteractionKind.PLAY, ids=rng.sample(plays, min(3, len(plays))), counted=False
+        )
+        consume()
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_a_stream_of_passes_equals_a_rebuild_table_by_table_and_the_oracle(seed: int) -> None:
+    # given a world consumed in parts: rows, churn, then follows made and undone pass by pass
+    setting = build_world(seed)
+    consume()
+    churn(setting)
+    consume()
+    _stream(setting, random.Random(seed))
+    incremental = _rollup_tables()
+    assert incremental["CreatorFanBucket"] and incremental["CreatorHashtagDay"]
+    # when every fan cell is recounted again, nothing changes (recounts are idempotent)
+    fan_cells_recount(
+        fan_cells=set(CreatorFanBucket.objects.values_list("creator_id", "bucket")),
+        interest_cells=set(CreatorHashtagDay.objects.values_list("creator_id", "day")),
+    )
+    assert _rollup_tables() == incremental
+    # when rebuilt from scratch: every rollup table row by row the same
+    analytics_rollups_rebuild()
+    rebuilt = _rollup_tables()
+    for table, rows in incremental.items():
+        assert rebuilt[table] == rows, table
+    # and both equal the oracle through the documents
+    assert assert_equal_to_oracle(setting, [NOW]) > 0
+
+
+def _interest_world() -> tuple[User, User, Any, Any]:
+    creator, follower, stranger = (UserFactory.create() for _ in range(3))
+    other = UserFactory.create()
+    published = datetime(2026, 1, 1, tzinfo=UTC)
+    one = world.video(other, published, ["cats"])
+    two = world.video(other, published, ["dogs", "cats"])
+    world.follow(follower, creator, published)
+    # (the window of days=7 ending 2026-04-20 23:40:00.5 starts 2026-04-13 23:40:00.5)
+    world.play(follower, one, datetime(2026, 4, 13, 23, 40, 0, 400_000, tzinfo=UTC))  # before
+    world.play(follower, one, datetime(2026, 4, 13, 23, 55, tzinfo=UTC))  # ragged start
+    world.like(follower, two, datetime(2026, 4, 13, 23, 59, 59, 999_999, tzinfo=UTC))  # start
+    world.play(follower, two, datetime(2026, 4, 14, tzinfo=UTC))  # first whole day
+    world.like(follower, one, datetime(2026, 4, 20, 23, 40, 0, 400_000, tzinfo=UTC))  # last day
+    world.play(follower, two, datetime(2026, 4, 20, 23, 55, tzinfo=UTC))  # after a ragged now
+    world.play(stranger, one, datetime(2026, 4, 13, 23, 56, tzinfo=UTC))  # not a follower
+    world.play(follower, one, datetime(2026, 4, 13, 23, 57, tzinfo=UTC), counted=False)
+    return creator, follower, one, two
+
+
+def _interests(creator: User, now: datetime) -> list[dict[str, Any]]:
+    served = creator_analytics_document(creator_id=creator.pk, days=7, tz="UTC", now=now)
+    oracle = creator_figures_raw(creator_id=creator.pk, days=7, tz="UTC", now=now)
+    assert without_as_of(served) == oracle
+    interests: list[dict[str, Any]] = served["interest_preferences"]
+    return interests
+
+
+def test_interests_with_a_ragged_start_across_a_utc_midnight_are_exact() -> None:
+    # given plays and likes on both sides of the window's start and of the next UTC midnight
+    creator, _, _, _ = _interest_world()
+    consume()
+    # then a ragged now: the start's [23:40:00.5, midnight) from the rows, the whole days from
+    # the tier, the last day's row less what it holds after now (a play at 23:55, in a quarter
+    # hour after the one holding now, which the quarter-hour reads do not read)
+    assert _interests(creator, datetime(2026, 4, 20, 23, 40, 0, 500_000, tzinfo=UTC)) == [
+        {"hashtag": "cats", "plays": 2, "likes": 2, "like_rate": 1.0},
+        {"hashtag": "dogs", "plays": 1, "likes": 1, "like_rate": 1.0},
+    ]
+    # and a now on a UTC midnight: whole days only
+    assert _interests(creator, datetime(2026, 4, 21, tzinfo=UTC)) == [
+        {"hashtag": "cats", "plays": 2, "likes": 1, "like_rate": 0.5},
+        {"hashtag": "dogs", "plays": 2, "likes": 0, "like_rate": 0.0},
+    ]
+
+
+def test_a_follow_and_an_unfollow_move_the_whole_activity_in_and_out() -> None:
+    # given a user with months of activity on another creator's videos, not a follower yet
+    creator, fan, other = (UserFactory.create() for _ in range(3))
+    clip = world.video(other, NOW - timedelta(days=120), ["music"])
+    moments = [NOW - timedelta(days=d, minutes=7 * d) for d in (1, 5, 20, 60, 85)]
+    for moment in moments:
+        world.play(fan, clip, moment)
+    world.like(fan, clip, moments[2])
+    world.share(fan, clip, moments[3])
+    consume()
+    empty = creator_analytics_document(creator_id=creator.pk, days=90, tz="UTC", now=NOW)
+    assert sum(map(sum, empty["fan_activity"]["grid"])) == 0
+    assert empty["interest_preferences"] == []
+    # when the user follows the creator
+    world.follow(fan, creator, NOW - timedelta(hours=1))
+    consume()
+    # then the whole history is in the creator's grid and interests
+    served = creator_analytics_document(creator_id=creator.pk, days=90, tz="UTC", now=NOW)
+    assert without_as_of(served) == creator_figures_raw(
+        creator_id=creator.pk, days=90, tz="UTC", now=NOW
+    )
+    assert sum(map(sum, served["fan_activity"]["grid"])) == 7
+    assert served["interest_preferences"] == [
+        {"hashtag": "music", "plays": 5, "likes": 1, "like_rate": 0.2}
+    ]
+    # when the user unfollows, in the same pass as an unlike of their one like
+    creator_unfollow(user=fan, creator_id=creator.pk)
+    video_unlike(user=fan, video_id=clip.pk)
+    consume()
+    # then it all leaves again, and no row of the creator's fan side is left behind
+    served = creator_analytics_document(creator_id=creator.pk, days=90, tz="UTC", now=NOW)
+    assert sum(map(sum, served["fan_activity"]["grid"])) == 0
+    assert served["interest_preferences"] == []
+    assert not FanLink.objects.filter(creator_id=creator.pk).exists()
+    assert not CreatorFanBucket.objects.filter(creator_id=creator.pk).exists()
+    assert not CreatorHashtagDay.objects.filter(creator_id=creator.pk).exists()
+
+
+def test_the_reconciliation_finds_and_repairs_the_fan_side() -> None:
+    # given consumed rollups with a drifted fan cell, a lost interest row and a lost link
+    setting = build_world(5)
+    consume()
+    expected = _rollup_tables()
+    cell = CreatorFanBucket.objects.order_by("id").first()
+    day = CreatorHashtagDay.objects.order_by("id").first()
+    link = FanLink.objects.order_by("id").first()
+    assert cell and day and link
+    CreatorFanBucket.objects.filter(pk=cell.pk).update(events=cell.events + 5)
+    CreatorHashtagDay.objects.filter(pk=day.pk).delete()
+    FanLink.objects.filter(pk=link.pk).delete()
+    # when reconciled
+    report = analytics_rollups_reconcile(video_ids=[v.pk for v in setting["videos"]])
+    # then each difference is counted and repaired
+    assert report.differences >= 3 and report.repaired
+    assert _rollup_tables() == expected
+    assert analytics_rollups_reconcile(video_ids=[v.pk for v in setting["videos"]]).differences == 0
