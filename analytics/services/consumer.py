@@ -174,21 +174,19 @@ def analytics_events_process() -> Report:
 
 
 def _touched_creators(dirty: Dirty) -> list[int]:
-    """The creators whose documents a recount of `dirty` may change: the videos' creators, the
-    followed creators, and every creator an active user follows (their fan grid)."""
+    """The creators whose documents the recount of `dirty` (done) may have changed: the dirty
+    videos' creators, the followed and unfollowed creators, and the creators of every fan and
+    interest cell (their followers' activity anywhere)."""
     if not dirty:
         return []
-    rows = _fetch(
-        f"""SELECT creator_id FROM {sql.VIDEO} WHERE id = ANY(%(videos)s)
-            UNION SELECT unnest(%(creators)s::bigint[])
-            UNION SELECT creator_id FROM {sql.FAN_LINK} WHERE user_id = ANY(%(users)s)""",
-        {
-            "videos": sorted({video for video, _ in dirty.video_buckets}),
-            "creators": sorted({creator for _, creator in dirty.follow_pairs}),
-            "users": sorted({user for user, _ in dirty.user_buckets}),
-        },
-    )
-    return [creator for (creator,) in rows]
+    creators = {creator for _, creator in dirty.follow_pairs}
+    creators.update(creator for creator, _ in dirty.fan_cells)
+    creators.update(creator for creator, _ in dirty.interest_cells)
+    videos = sorted({video for video, _ in dirty.video_buckets})
+    if videos:
+        rows = _fetch(f"SELECT DISTINCT creator_id FROM {sql.VIDEO} WHERE id = ANY(%s)", [videos])
+        creators.update(creator for (creator,) in rows)
+    return sorted(creators)
 
 
 def _pass(started: datetime) -> Report:

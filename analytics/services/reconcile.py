@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from analytics.documents import documents_all_changed
 from analytics.services import statements as sql
 from analytics.services.consumer import CONSUMER_LOCK
 from analytics.services.rollups import (
@@ -215,6 +216,7 @@ def analytics_rollups_reconcile(
                 )
                 _creator_buckets_resum(video_ids, None)
                 _video_totals_resum(video_ids)
+                transaction.on_commit(documents_all_changed)
         logger.info(
             "analytics reconciliation",
             extra={"videos": len(video_ids), "differences": differences},

@@ -23,6 +23,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from analytics.comments import comment_is_hollow, comment_repeat_key
+from analytics.documents import documents_all_changed
 from analytics.models import (
     CreatorBucket,
     CreatorFanBucket,
@@ -242,14 +243,69 @@ def _rebuild_targets(video_ids: list[int] | None, since: datetime | None) -> Dir
 # before it): links, video buckets (their follower events probe the links), their sums, and
 # the fan side.
 _REBUILT = (FanLink, VideoBucket, CreatorBucket, VideoTotal, CreatorFanBucket, CreatorHashtagDay)
-_INSERTS_ALL = (
+_STAGE = "analytics_rebuild_stage"
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A rebuilt table filled from a SELECT staged in a temporary table (`CREATE TABLE AS` may
+    use parallel workers; `INSERT … SELECT` may not), inserted in its unique index's order."""
+
+    table: str
+    select: str
+    columns: tuple[str, ...]
+    order: str
+
+    def statements(self) -> list[str]:
+        columns = ", ".join(self.columns)
+        return [
+            f"CREATE TEMPORARY TABLE {_STAGE} ON COMMIT DROP AS {self.select}",
+            f"INSERT INTO {self.table} ({columns}) SELECT {columns} FROM {_STAGE} "
+            f"ORDER BY {self.order}",
+            f"DROP TABLE {_STAGE}",
+        ]
+
+
+_INSERTS_ALL: tuple[tuple[str, str | _Staged], ...] = (
     ("fan links", sql.FAN_LINKS_INSERT_ALL),
-    ("video buckets", sql.VIDEO_BUCKETS_INSERT_ALL),
-    ("creator buckets", sql.CREATOR_BUCKETS_INSERT_ALL),
+    (
+        "video buckets",
+        _Staged(
+            sql.VIDEO_BUCKET,
+            sql.VIDEO_BUCKETS_SELECT_ALL,
+            sql.VIDEO_BUCKETS_COLUMNS,
+            sql.VIDEO_BUCKETS_ORDER,
+        ),
+    ),
+    (
+        "creator buckets",
+        _Staged(
+            sql.CREATOR_BUCKET,
+            sql.CREATOR_BUCKETS_SELECT_ALL,
+            sql.CREATOR_BUCKETS_COLUMNS,
+            sql.CREATOR_BUCKETS_ORDER,
+        ),
+    ),
     ("video totals", sql.VIDEO_TOTALS_INSERT_ALL),
     ("first hours", sql.FIRST_HOURS_RECOUNT_ALL),
-    ("fan buckets", sql.FAN_BUCKETS_INSERT_ALL),
-    ("hashtag days", sql.HASHTAG_DAYS_INSERT_ALL),
+    (
+        "fan buckets",
+        _Staged(
+            sql.CREATOR_FAN_BUCKET,
+            sql.FAN_BUCKETS_SELECT_ALL,
+            sql.FAN_BUCKETS_COLUMNS,
+            sql.FAN_BUCKETS_ORDER,
+        ),
+    ),
+    (
+        "hashtag days",
+        _Staged(
+            sql.CREATOR_HASHTAG_DAY,
+            sql.HASHTAG_DAYS_SELECT_ALL,
+            sql.HASHTAG_DAYS_COLUMNS,
+            sql.HASHTAG_DAYS_ORDER,
+        ),
+    ),
 )
 # A rebuild sorts and hashes whole tables: give its statements room (this transaction only).
 REBUILD_WORK_MEM = "256MB"
@@ -267,9 +323,11 @@ def analytics_rollups_rebuild(
 
     Like the old rebuild it takes no consumer lock: its TRUNCATE (ACCESS EXCLUSIVE) waits for a
     running pass, and a pass that starts meanwhile gives way after its lock_timeout."""
+    # Stored creator-centre documents are outdated once the rebuilt rows commit.
+    transaction.on_commit(documents_all_changed)
     if video_ids is None and since is None:
         return _rebuild_all()
-    _comment_keys_complete(video_ids)
+    comment_keys_complete(video_ids)
     dirty = _rebuild_targets(video_ids, since)
     dirty_recount(dirty)
     _creator_buckets_resum(video_ids, since)
@@ -281,18 +339,21 @@ def _rebuild_all() -> int:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     _execute(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'", [])
+    # Compiling these few long statements costs more than it saves.
+    _execute("SET LOCAL jit = off", [])
     _execute(f"TRUNCATE {', '.join(model._meta.db_table for model in _REBUILT)}", [])
     timings["truncate"] = time.perf_counter() - started
     mark = time.perf_counter()
-    _comment_keys_complete(None)
+    comment_keys_complete(None)
     timings["comment keys"] = time.perf_counter() - mark
     written = 0
-    for name, statement in _INSERTS_ALL:
+    for name, step in _INSERTS_ALL:
         mark = time.perf_counter()
         with connection.cursor() as cursor:
-            cursor.execute(statement)
-            if name == "video buckets":
-                written = cursor.rowcount
+            for statement in step.statements() if isinstance(step, _Staged) else [step]:
+                cursor.execute(statement)
+                if name == "video buckets" and statement.startswith("INSERT"):
+                    written = cursor.rowcount
         timings[name] = time.perf_counter() - mark
     logger.info(
         "analytics rollups rebuilt",
@@ -310,9 +371,11 @@ last_rebuild_timings: dict[str, float] = {}
 COMMENT_KEY_CHUNK = 20_000
 
 
-def _comment_keys_complete(video_ids: list[int] | None) -> None:
-    """Comment keys for every comment of the videos and every comment of their authors (what
-    a repeat may refer to); Python computes the Unicode rules, in chunks."""
+def comment_keys_complete(video_ids: list[int] | None = None) -> None:
+    """Comment keys for every comment of the videos (all when None) and every comment of their
+    authors (what a repeat may refer to) that has none yet; Python computes the Unicode rules,
+    in chunks. The consumer writes each comment's key as it reads the comment, so a rebuild
+    finds them there; comments written around the consumer (a bulk load) get theirs here."""
     if video_ids is None:
         scope = "true"
     else:

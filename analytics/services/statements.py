@@ -561,20 +561,23 @@ _VIDEO_BUCKET_PARTS = f"""
     GROUP BY 1, 2
 """
 
-VIDEO_BUCKETS_INSERT_ALL = f"""
-    INSERT INTO {VIDEO_BUCKET} (video_id, creator_id, bucket, {", ".join(FIELDS)})
-    SELECT x.video_id, v.creator_id, x.bucket, {", ".join(f"sum(x.{n})" for n in FIELDS)}
+# Each table of the full rebuild is a SELECT staged into a temporary table and then inserted:
+# `CREATE TABLE AS` may run its SELECT with parallel workers, an `INSERT … SELECT` may not.
+VIDEO_BUCKETS_SELECT_ALL = f"""
+    SELECT x.video_id, v.creator_id, x.bucket, {", ".join(f"sum(x.{n}) AS {n}" for n in FIELDS)}
     FROM ({_VIDEO_BUCKET_PARTS}) x
     JOIN {VIDEO} v ON v.id = x.video_id
     GROUP BY x.video_id, v.creator_id, x.bucket
-    ORDER BY x.video_id, x.bucket
 """
+VIDEO_BUCKETS_COLUMNS = ("video_id", "creator_id", "bucket", *FIELDS)
+VIDEO_BUCKETS_ORDER = "video_id, bucket"
 
-CREATOR_BUCKETS_INSERT_ALL = f"""
-    INSERT INTO {CREATOR_BUCKET} (creator_id, bucket, {", ".join(COUNTERS)})
-    SELECT creator_id, bucket, {", ".join(f"sum({n})" for n in COUNTERS)}
-    FROM {VIDEO_BUCKET} GROUP BY creator_id, bucket ORDER BY creator_id, bucket
+CREATOR_BUCKETS_SELECT_ALL = f"""
+    SELECT creator_id, bucket, {", ".join(f"sum({n}) AS {n}" for n in COUNTERS)}
+    FROM {VIDEO_BUCKET} GROUP BY creator_id, bucket
 """
+CREATOR_BUCKETS_COLUMNS = ("creator_id", "bucket", *COUNTERS)
+CREATOR_BUCKETS_ORDER = "creator_id, bucket"
 
 VIDEO_TOTALS_INSERT_ALL = f"""
     INSERT INTO {VIDEO_TOTAL} (video_id, creator_id, published_at, plays, interactions,
@@ -589,35 +592,30 @@ VIDEO_TOTALS_INSERT_ALL = f"""
 
 FIRST_HOURS_RECOUNT_ALL = _first_hours("true")
 
-FAN_BUCKETS_INSERT_ALL = f"""
-    INSERT INTO {CREATOR_FAN_BUCKET} (creator_id, bucket, events)
-    SELECT fl.creator_id, x.bucket, sum(x.events)
-    FROM (
-        {
-    " UNION ALL ".join(
-        f"SELECT user_id, {bucket_of('created_at')} AS bucket, count(*) AS events "
-        f"FROM {table} WHERE counted GROUP BY 1, 2"
-        for table in _ACTIVITY
-    )
-}
-    ) x
+# The fan side joins every counted row to its user's links (one row per followed creator) and
+# groups once: pre-grouping by (user, quarter hour) first does not pay, as those are nearly as
+# many as the rows.
+_ACTIVITY_ROWS = " UNION ALL ".join(
+    f"SELECT user_id, created_at FROM {table} WHERE counted" for table in _ACTIVITY
+)
+FAN_BUCKETS_SELECT_ALL = f"""
+    SELECT fl.creator_id, {bucket_of("x.created_at")} AS bucket, count(*) AS events
+    FROM ({_ACTIVITY_ROWS}) x
     JOIN {FAN_LINK} fl ON fl.user_id = x.user_id
-    GROUP BY fl.creator_id, x.bucket
-    ORDER BY fl.creator_id, x.bucket
+    GROUP BY 1, 2
 """
+FAN_BUCKETS_COLUMNS = ("creator_id", "bucket", "events")
+FAN_BUCKETS_ORDER = "creator_id, bucket"
 
-HASHTAG_DAYS_INSERT_ALL = f"""
-    INSERT INTO {CREATOR_HASHTAG_DAY} (creator_id, day, hashtag_id, plays, likes)
-    SELECT fl.creator_id, x.day, vh.hashtag_id, sum(x.plays), sum(x.likes)
-    FROM (
-        SELECT user_id, video_id, {day_of("created_at")} AS day, count(*) AS plays, 0 AS likes
-        FROM {PLAY} WHERE counted GROUP BY 1, 2, 3
-        UNION ALL
-        SELECT user_id, video_id, {day_of("created_at")}, 0, count(*)
-        FROM {LIKE} WHERE counted GROUP BY 1, 2, 3
-    ) x
+HASHTAG_DAYS_SELECT_ALL = f"""
+    SELECT fl.creator_id, {day_of("x.created_at")} AS day, vh.hashtag_id,
+           sum(x.play) AS plays, sum(1 - x.play) AS likes
+    FROM (SELECT user_id, video_id, created_at, 1 AS play FROM {PLAY} WHERE counted
+          UNION ALL
+          SELECT user_id, video_id, created_at, 0 FROM {LIKE} WHERE counted) x
     JOIN {FAN_LINK} fl ON fl.user_id = x.user_id
     JOIN {VIDEO_HASHTAG} vh ON vh.video_id = x.video_id
-    GROUP BY fl.creator_id, x.day, vh.hashtag_id
-    ORDER BY fl.creator_id, x.day, vh.hashtag_id
+    GROUP BY 1, 2, 3
 """
+HASHTAG_DAYS_COLUMNS = ("creator_id", "day", "hashtag_id", "plays", "likes")
+HASHTAG_DAYS_ORDER = "creator_id, day, hashtag_id"
