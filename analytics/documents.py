@@ -11,9 +11,11 @@ with the creator's *data version* read before it was computed, and reused:
   moved: the analytics consumer moves it after every pass that changed one of the creator's
   rollups (`documents_changed`), and a rebuild or a reconciliation moves all of them.
 
-So a committed interaction shows at most consumer lag + 10 s after its commit, inside SPEC §3's
-60 s, and the document says which window it is (`window.start`/`end`, up to 30 s ago) and how
-fresh (`as_of`). The version is read before the computation, so a pass committing while a
+While one request computes a document that went out of date, concurrent requests get the
+outdated one (at most REFRESH_SECONDS longer): one computation per creator, not one per web
+process. So a committed interaction shows at most consumer lag + 20 s after its commit, inside
+SPEC §3's 60 s, and the document says which window it is (`window.start`/`end`, up to 40 s
+ago) and how fresh (`as_of`). The version is read before the computation, so a pass committing while a
 document is computed leaves it stale-marked, never current. The video document's sticker
 participants are read from the polls tables, which the consumer does not watch: they trail by
 at most the max age too.
@@ -38,6 +40,8 @@ from redis.exceptions import RedisError
 _VERSION_KEY = "analytics:docv:{creator}"
 _EPOCH_KEY = "analytics:docv:epoch"
 _DOCUMENT_KEY = "analytics:doc:{kind}:{scope}:{days}:{tz}"
+# How long an outdated document may still be served while one request computes its successor.
+REFRESH_SECONDS = 10
 # Versions outlive every document stored under them by far (see `documents_changed`).
 VERSION_TTL_SECONDS = 86_400
 
@@ -90,6 +94,15 @@ class Cached:
             return envelope
         return None
 
+    def stale(self, *, now: float) -> dict[str, Any] | None:
+        """The stored document, outdated by at most REFRESH_SECONDS past the rules above: what
+        the other requests get while one of them computes the new one."""
+        envelope = self.envelope
+        if not envelope or max_age_seconds() <= 0:
+            return None
+        age = now - float(envelope.get("at", 0))
+        return envelope if 0 <= age < max_age_seconds() + REFRESH_SECONDS else None
+
 
 def cached_queue(pipe: Any, key: DocumentKey) -> None:
     """Queue the cache read on another round trip's raw Redis pipeline (the throttle's)."""
@@ -122,7 +135,17 @@ def document_store(key: DocumentKey, *, version: str, at: float, document: dict[
     if ttl <= 0:
         return
     envelope = {"version": version, "at": at, "creator": key.creator, "document": document}
-    cache.set(_raw_key(key), envelope, int(ttl) + 1)
+    cache.set(_raw_key(key), envelope, int(ttl + REFRESH_SECONDS) + 1)
+
+
+def _refresh_claim(key: DocumentKey) -> bool:
+    """One request at a time computes a document (SET NX for REFRESH_SECONDS; a request that
+    dies holding it only delays the next computation)."""
+    return bool(cache.add(_raw_key(key) + ":computing", 1, REFRESH_SECONDS))
+
+
+def _refresh_release(key: DocumentKey) -> None:
+    cache.delete(_raw_key(key) + ":computing")
 
 
 def _raw_key(key: DocumentKey) -> str:
@@ -157,16 +180,28 @@ def document_serve(
     key: DocumentKey, *, cached: Cached | None, compute: Callable[[], dict[str, Any]]
 ) -> tuple[dict[str, Any], str]:
     """The document for `key` and its ETag: the stored one when usable, else computed (and
-    stored under the version read before computing). `cached` is the piggybacked read, or
-    None to read here."""
+    stored under the version read before computing). While one request computes a document
+    that went out of date, the others are served the outdated one (for at most
+    REFRESH_SECONDS): a busy creator's dashboard costs one computation, not one per web
+    process. `cached` is the piggybacked read, or None to read here."""
     if cached is None:
         cached = cached_read(key)
     at = time.time()
     envelope = cached.usable(now=at) if cached is not None else None
-    if envelope is None or envelope.get("creator") != key.creator:
+    if envelope is not None and envelope.get("creator") == key.creator:
+        return envelope["document"], etag_of(envelope)
+    stale = cached.stale(now=at) if cached is not None else None
+    claimed = cached is not None and _refresh_claim(key)
+    if stale is not None and stale.get("creator") == key.creator and not claimed:
+        return stale["document"], etag_of(stale)
+    try:
         document = compute()
-        envelope = {"version": cached.version if cached else "", "at": at, "creator": key.creator}
-        if cached is not None:
-            document_store(key, version=envelope["version"], at=at, document=document)
-        envelope["document"] = document
-    return envelope["document"], etag_of(envelope)
+    finally:
+        if claimed:
+            _refresh_release(key)
+    version = cached.version if cached else ""
+    fresh: dict[str, Any] = {"version": version, "at": at, "creator": key.creator}
+    if cached is not None:
+        document_store(key, version=version, at=at, document=document)
+    fresh["document"] = document
+    return document, etag_of(fresh)

@@ -110,6 +110,28 @@ def test_a_followers_like_elsewhere_outdates_the_followed_creators_document(
     assert sum(map(sum, new_body["fan_activity"]["grid"])) == 1
 
 
+def test_while_one_request_computes_an_outdated_document_the_others_get_the_old_one(
+    make_client: ClientMaker, clock: Clock
+) -> None:
+    creator = UserFactory.create()
+    clip = world.video(creator, timezone.now() - 3 * DAY)
+    consume()
+    client = make_client(creator)
+    _, etag, _ = likes(client)
+    world.like(UserFactory.create(), clip, timezone.now() - DAY)
+    consume()
+    clock.advance(11)  # out of date: the version moved
+    key = documents.DocumentKey("creator", creator.pk, creator.pk, 7, "UTC")
+    assert documents._refresh_claim(key)  # another request is computing it
+    assert likes(client)[:2] == (0, etag)
+    documents._refresh_release(key)
+    assert likes(client)[0] == 1
+    # ...and never past the max age plus the refresh period
+    assert documents._refresh_claim(key)
+    clock.advance(31 + documents.REFRESH_SECONDS)
+    assert likes(client)[0] == 1 and documents._refresh_claim(key) is False
+
+
 def test_an_unchanged_document_answers_304_to_its_etag(
     make_client: ClientMaker, clock: Clock
 ) -> None:
