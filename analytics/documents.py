@@ -11,14 +11,13 @@ with the creator's *data version* read before it was computed, and reused:
   moved: the analytics consumer moves it after every pass that changed one of the creator's
   rollups (`documents_changed`), and a rebuild or a reconciliation moves all of them.
 
-While one request computes a document that went out of date, concurrent requests get the
-outdated one (at most REFRESH_SECONDS longer): one computation per creator, not one per web
-process. So a committed interaction shows at most consumer lag + 20 s after its commit, inside
-SPEC §3's 60 s, and the document says which window it is (`window.start`/`end`, up to 40 s
-ago) and how fresh (`as_of`). The version is read before the computation, so a pass committing while a
-document is computed leaves it stale-marked, never current. The video document's sticker
-participants are read from the polls tables, which the consumer does not watch: they trail by
-at most the max age too.
+While one request computes a document that went out of date, concurrent requests get the outdated
+one (at most REFRESH_SECONDS longer): one computation per creator, not one per web process. So a
+committed interaction shows at most consumer lag + 20 s after its commit, inside SPEC §3's 60 s,
+and the document says which window it is (`window.start`/`end`, up to 40 s ago) and how fresh
+(`as_of`). The version is read before the computation, so a pass committing while a document is
+computed leaves it stale-marked, never current. The video document's sticker participants are read
+from the polls tables, which the consumer does not watch: they trail by at most the max age too.
 
 The cache read rides on the throttle's Redis round trip (`DocumentThrottle`), so a hit costs
 no extra round trip and no query. When Redis is away every request computes; nothing fails.
