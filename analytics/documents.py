@@ -41,6 +41,8 @@ _EPOCH_KEY = "analytics:docv:epoch"
 _DOCUMENT_KEY = "analytics:doc:{kind}:{scope}:{days}:{tz}"
 # How long an outdated document may still be served while one request computes its successor.
 REFRESH_SECONDS = 10
+# How long a request with nothing to serve waits for the one computing the document.
+WAIT_SECONDS = 2.0
 # Versions outlive every document stored under them by far (see `documents_changed`).
 VERSION_TTL_SECONDS = 86_400
 
@@ -143,6 +145,18 @@ def _refresh_claim(key: DocumentKey) -> bool:
     return bool(cache.add(_raw_key(key) + ":computing", 1, REFRESH_SECONDS))
 
 
+def _computed_elsewhere(key: DocumentKey) -> dict[str, Any] | None:
+    """The document another request is computing, once stored (polled for up to WAIT_SECONDS)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+        found = cached_read(key)
+        envelope = found.usable(now=time.time()) if found is not None else None
+        if envelope is not None and envelope.get("creator") == key.creator:
+            return envelope
+    return None
+
+
 def _refresh_release(key: DocumentKey) -> None:
     cache.delete(_raw_key(key) + ":computing")
 
@@ -193,6 +207,12 @@ def document_serve(
     claimed = cached is not None and _refresh_claim(key)
     if stale is not None and stale.get("creator") == key.creator and not claimed:
         return stale["document"], etag_of(stale)
+    if cached is not None and not claimed:
+        # Nothing to serve and another request is computing it: wait for that one (a cold
+        # start under load computes once, not once per web process).
+        waited = _computed_elsewhere(key)
+        if waited is not None:
+            return waited["document"], etag_of(waited)
     try:
         document = compute()
     finally:

@@ -88,28 +88,23 @@ def _bucket_sums(table: str, key: str) -> str:
 
 
 def _edges(scope: str, *, before: bool) -> str:
-    """`COUNTS` over the ragged edges of the windows, per video of the scope."""
-    before_targets = (
-        f"""UNION ALL
-            SELECT 'before', v.id, v.creator_id, TIMESTAMPTZ '1970-01-01 00:00:00+00',
-                   %(start)s::timestamptz
-            FROM {sql.VIDEO} v WHERE {scope}
-              AND v.created_at >= %(start)s AND v.created_at < %(end)s"""
-        if before
-        else ""
-    )
+    """The counts of the windows' ragged edges, per video of the scope (`sql.edge_counts`,
+    found by time), and with `before`, `COUNTS` over `[1970, start)` of each video published
+    in the window (normally nothing: what the lifetime totals hold that the window does not)."""
+    edges = sql.edge_counts(scope)
+    if not before:
+        return edges
     return f"""
-        WITH t (tag, video_id, creator_id, lo, hi) AS (
-            SELECT r.tag, v.id, v.creator_id, r.lo, r.hi
-            FROM {sql.VIDEO} v
-            CROSS JOIN (VALUES ('cur', %(start)s::timestamptz, %(cur)s::timestamptz),
-                               ('prev', %(prev_start)s::timestamptz, %(prev_from)s::timestamptz),
-                               ('prev', %(prev_to)s::timestamptz, %(start)s::timestamptz))
-                AS r(tag, lo, hi)
-            WHERE {scope} AND r.lo < r.hi
-            {before_targets}
+        {edges.rstrip()}
+        UNION ALL (
+            WITH t (tag, video_id, creator_id, lo, hi) AS (
+                SELECT 'before', v.id, v.creator_id, TIMESTAMPTZ '1970-01-01 00:00:00+00',
+                       %(start)s::timestamptz
+                FROM {sql.VIDEO} v WHERE {scope}
+                  AND v.created_at >= %(start)s AND v.created_at < %(end)s
+            )
+            {sql.COUNTS}
         )
-        {sql.COUNTS}
     """
 
 

@@ -132,6 +132,30 @@ def test_while_one_request_computes_an_outdated_document_the_others_get_the_old_
     assert likes(client)[0] == 1 and documents._refresh_claim(key) is False
 
 
+def test_with_nothing_stored_a_request_waits_for_the_one_computing(
+    make_client: ClientMaker, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    creator = UserFactory.create()
+    world.video(creator, timezone.now() - 3 * DAY)
+    consume()
+    key = documents.DocumentKey("creator", creator.pk, creator.pk, 7, "UTC")
+    assert documents._refresh_claim(key)  # another request is computing it...
+    monkeypatch.setattr(documents, "WAIT_SECONDS", 0.3)
+    waited: list[float] = []
+    real = documents._computed_elsewhere
+
+    def watched(key: documents.DocumentKey) -> object:
+        started = documents.time.monotonic()
+        found = real(key)
+        waited.append(documents.time.monotonic() - started)
+        return found
+
+    monkeypatch.setattr(documents, "_computed_elsewhere", watched)
+    # ...and never stores it: this one waits its bound, then computes
+    assert likes(make_client(creator))[0] == 0
+    assert waited and waited[0] >= 0.3
+
+
 def test_an_unchanged_document_answers_304_to_its_etag(
     make_client: ClientMaker, clock: Clock
 ) -> None:
