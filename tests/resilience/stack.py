@@ -190,7 +190,17 @@ class Stack:
             if index:
                 time.sleep(0.05)
             self.signal_group(signum)
-        self.process.wait(timeout=20)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired as late:
+            alive = subprocess.run(
+                ["ps", "-o", "pid,stat,etime,args", "-g", str(self.process.pid)],
+                capture_output=True,
+                text=True,
+            ).stdout
+            raise AssertionError(
+                f"make run still running 20 s after {signals}:\n{alive}\n{self.log()[-6000:]}"
+            ) from late
         return time.monotonic() - started
 
     def signal_group(self, signum: int) -> None:
