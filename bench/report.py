@@ -157,8 +157,11 @@ TARGETS = [
     Target(
         "analytics_size_ratio_10m_vs_1m",
         "Analytics reads, large vs small",
-        "the lower of the creator and video read throughputs at {analytics_large_size:,} / at "
-        "{analytics_small_size:,} interactions (creator {analytics_large_creator_read_rps:.0f} vs "
+        "the lower of the creator and video read ratios (each against the bare GET of its own "
+        "rounds) at {analytics_large_size:,} / at {analytics_small_size:,} interactions (creator "
+        "{analytics_large_creator_read_ratio:.2f}x vs {analytics_small_creator_read_ratio:.2f}x, "
+        "video {analytics_large_video_read_ratio:.2f}x vs {analytics_small_video_read_ratio:.2f}x;"
+        " plain throughputs creator {analytics_large_creator_read_rps:.0f} vs "
         "{analytics_small_creator_read_rps:.0f}, video {analytics_large_video_read_rps:.0f} vs "
         "{analytics_small_video_read_rps:.0f} req/s)",
         0.8,
