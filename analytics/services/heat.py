@@ -42,6 +42,30 @@ def heat_of(*, points: int, published_at: datetime) -> float:
     return math.log10(max(points, 1)) + (published_at - T0).total_seconds() / TAU_SECONDS
 
 
+def _heat_write(rows: str) -> str:
+    """Write the heat of `rows` (SQL with video_id, published_at, likes, deep_likes,
+    first_hour_likes, points), rewriting only the rows that change."""
+    return f"""
+        INSERT INTO {HEAT}
+            (video_id, published_at, likes, deep_likes, first_hour_likes, points, heat, updated_at)
+        SELECT video_id, published_at, likes, deep_likes, first_hour_likes, points,
+               log(greatest(points, 1)::double precision)
+               + extract(epoch FROM published_at - %(t0)s)::double precision
+                 / %(tau)s::double precision,
+               now()
+        FROM {rows}
+        ON CONFLICT (video_id) DO UPDATE SET
+            likes = EXCLUDED.likes, deep_likes = EXCLUDED.deep_likes,
+            first_hour_likes = EXCLUDED.first_hour_likes, points = EXCLUDED.points,
+            heat = EXCLUDED.heat, published_at = EXCLUDED.published_at,
+            updated_at = EXCLUDED.updated_at
+        WHERE ({HEAT}.points, {HEAT}.likes, {HEAT}.deep_likes, {HEAT}.first_hour_likes,
+               {HEAT}.heat)
+              IS DISTINCT FROM (EXCLUDED.points, EXCLUDED.likes, EXCLUDED.deep_likes,
+                                EXCLUDED.first_hour_likes, EXCLUDED.heat)
+    """
+
+
 def _heat_upsert(videos: str) -> str:
     """Rewrite the VideoHeat rows of the videos selected by the SQL `videos` (a set of ids).
 
@@ -77,23 +101,7 @@ def _heat_upsert(videos: str) -> str:
             FROM {VIDEO} v LEFT JOIN counts n ON n.video_id = v.id
             WHERE v.id IN (SELECT id FROM chosen)
         )
-        INSERT INTO {HEAT}
-            (video_id, published_at, likes, deep_likes, first_hour_likes, points, heat, updated_at)
-        SELECT video_id, published_at, likes, deep_likes, first_hour_likes, points,
-               log(greatest(points, 1)::double precision)
-               + extract(epoch FROM published_at - %(t0)s)::double precision
-                 / %(tau)s::double precision,
-               now()
-        FROM scored
-        ON CONFLICT (video_id) DO UPDATE SET
-            likes = EXCLUDED.likes, deep_likes = EXCLUDED.deep_likes,
-            first_hour_likes = EXCLUDED.first_hour_likes, points = EXCLUDED.points,
-            heat = EXCLUDED.heat, published_at = EXCLUDED.published_at,
-            updated_at = EXCLUDED.updated_at
-        WHERE ({HEAT}.points, {HEAT}.likes, {HEAT}.deep_likes, {HEAT}.first_hour_likes,
-               {HEAT}.heat)
-              IS DISTINCT FROM (EXCLUDED.points, EXCLUDED.likes, EXCLUDED.deep_likes,
-                                EXCLUDED.first_hour_likes, EXCLUDED.heat)
+        {_heat_write("scored")}
     """
 
 
@@ -141,26 +149,10 @@ _REBUILD_COUNTS = f"""
           AND f.created_at < v.created_at + %(first_hour)s
     ) h
 """
-_REBUILD_SQL = f"""
-    INSERT INTO {HEAT}
-        (video_id, published_at, likes, deep_likes, first_hour_likes, points, heat, updated_at)
-    SELECT video_id, published_at, likes, deep_likes, first_hour_likes, points,
-           log(greatest(points, 1)::double precision)
-           + extract(epoch FROM published_at - %(t0)s)::double precision
-             / %(tau)s::double precision,
-           now()
-    FROM (SELECT *, likes + %(depth)s * deep_likes + %(velocity)s * first_hour_likes AS points
-          FROM analytics_heat_fresh) s
-    ON CONFLICT (video_id) DO UPDATE SET
-        likes = EXCLUDED.likes, deep_likes = EXCLUDED.deep_likes,
-        first_hour_likes = EXCLUDED.first_hour_likes, points = EXCLUDED.points,
-        heat = EXCLUDED.heat, published_at = EXCLUDED.published_at,
-        updated_at = EXCLUDED.updated_at
-    WHERE ({HEAT}.points, {HEAT}.likes, {HEAT}.deep_likes, {HEAT}.first_hour_likes,
-           {HEAT}.heat)
-          IS DISTINCT FROM (EXCLUDED.points, EXCLUDED.likes, EXCLUDED.deep_likes,
-                            EXCLUDED.first_hour_likes, EXCLUDED.heat)
-"""
+_REBUILD_SQL = _heat_write(
+    "(SELECT *, likes + %(depth)s * deep_likes + %(velocity)s * first_hour_likes AS points"
+    " FROM analytics_heat_fresh) fresh"
+)
 
 
 def heat_recompute(*, video_ids: list[int]) -> int:
