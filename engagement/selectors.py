@@ -1,8 +1,8 @@
 """Reads for the API: one query per concern, no COUNT(*) over interaction tables."""
 
-from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
+from core.db import fetch_prepared
 from core.exceptions import NotFound
 from engagement.models import Comment, CommentLike, Hashtag, Like, Report, User, Video
 from engagement.services.counters import video_counts
@@ -29,12 +29,14 @@ def videos_liked_by(*, viewer: User, video_ids: list[int]) -> set[int]:
     """Which of these videos the viewer likes (one query)."""
     if not video_ids:
         return set()
-    with connection.cursor() as cursor:  # per request on the hot list: no ORM round
-        cursor.execute(
-            f"SELECT video_id FROM {Like._meta.db_table} WHERE user_id = %s AND video_id = ANY(%s)",
-            [viewer.pk, video_ids],
-        )
-        return {video_id for (video_id,) in cursor.fetchall()}
+    # Every hot-list read runs it: a prepared statement (core.db.fetch_prepared).
+    rows = fetch_prepared(_LIKED_AMONG, [viewer.pk, video_ids])
+    return {video_id for (video_id,) in rows}
+
+
+_LIKED_AMONG = (
+    f"SELECT video_id FROM {Like._meta.db_table} WHERE user_id = %s AND video_id = ANY(%s)"
+)
 
 
 def videos_decorate(videos: list[Video], *, viewer: User | None) -> list[Video]:
