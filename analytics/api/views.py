@@ -87,7 +87,7 @@ def _piggybacked(request: Request) -> Any:
 NOT_MODIFIED = OpenApiResponse(description="Not modified (If-None-Match)")
 CACHING = (
     "Computed from the rollups and reused for up to 30 s (docs/analytics.md, Serving): a "
-    "committed interaction shows within the consumer's lag + 10 s; `window` says which window "
+    "committed interaction shows within the consumer's lag + 20 s; `window` says which window "
     "the figures are for. Supports ETag / If-None-Match."
 )
 
