@@ -152,8 +152,9 @@ def _computed_elsewhere(key: DocumentKey) -> dict[str, Any] | None:
         time.sleep(0.01)
         found = cached_read(key)
         envelope = found.usable(now=time.time()) if found is not None else None
-        if envelope is not None and envelope.get("creator") == key.creator:
-            return envelope
+        if envelope is not None:
+            # someone else's video: not for this caller, who gets the 404 without waiting more
+            return envelope if envelope.get("creator") == key.creator else None
     return None
 
 

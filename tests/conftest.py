@@ -168,6 +168,14 @@ CONSUMER_LOCKS = (
 
 
 @pytest.fixture(autouse=True)
+def _commits_wake_the_worker_only_in_worker_tests(request: pytest.FixtureRequest) -> None:
+    """Commits wake the consumers only in tests that use the real worker (settings/test.py)."""
+    if "celery_worker" in request.fixturenames:
+        settings_fixture = request.getfixturevalue("settings")
+        settings_fixture.WAKE_ON_COMMIT = settings.WAKE_ON_COMMIT_WITH_WORKER
+
+
+@pytest.fixture(autouse=True)
 def _consumers_settled_before_flush(request: pytest.FixtureRequest) -> Iterator[None]:
     """A test with the real worker and a flushed database: let the passes its writes woke (after
     the wake-up debounce) finish before the flush. A pass holding some tables while the flush
