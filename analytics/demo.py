@@ -210,8 +210,13 @@ def _seed_history(*, now: datetime) -> dict[str, int]:
     liked = Like.objects.filter(user=dave, video_id__in=[video.id for video in videos])
     if (unliked := liked.order_by("id").first()) is not None:
         video_unlike(user=dave, video_id=unliked.video_id)
-    if (followed := Follow.objects.filter(user=vera).order_by("id").first()) is not None:
-        creator_unfollow(user=vera, creator_id=followed.creator_id)
+    # vera's first follow, or (when the day's rhythm gave her none) the first follow of anyone
+    followed = (
+        Follow.objects.filter(user=vera).order_by("id").first()
+        or Follow.objects.select_related("user").order_by("id").first()
+    )
+    if followed is not None:
+        creator_unfollow(user=followed.user, creator_id=followed.creator_id)
     video_counters_recount_many(video_ids=[video.id for video in videos])
     for sticker in stickers:
         if sticker.state == Sticker.State.CLOSED:
