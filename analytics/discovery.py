@@ -25,7 +25,7 @@ from analytics.services.trending import (
 from analytics.tables import HASHTAG, TAG_HOUR, TAG_SLICE
 from core.exceptions import InvalidInput
 from engagement import selectors as engagement_selectors
-from engagement.models import User, Video
+from engagement.models import Video
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
@@ -57,14 +57,14 @@ def check_hours(raw: str | None) -> int:
 @dataclass(frozen=True)
 class HotList:
     as_of: datetime
-    videos: list[Video]  # decorated for the viewer, each with `.heat_value`
+    videos: list[Video]  # with counts (viewer_liked False) and `.heat_value`
 
 
-def hot_list(*, limit: int, viewer: User | None) -> HotList:
+def hot_list(*, limit: int) -> HotList:
     """The `limit` hottest videos with a counted like: heat, then the newer video, then the
     higher id (the `videoheat_hot_idx` index). A fixed number of queries for any limit.
-    Without a viewer every `viewer_liked` is False (the API caches that list for everyone
-    and marks each viewer's likes with `videos_liked_by`)."""
+    Every `viewer_liked` is False: the API stores this list for everyone and marks each
+    viewer's own likes (`engagement.selectors.videos_liked_by`)."""
     as_of = heat_as_of()
     ranked = list(
         VideoHeat.objects.filter(points__gte=1)
@@ -83,12 +83,8 @@ def hot_list(*, limit: int, viewer: User | None) -> HotList:
         if video is not None:  # deleted since the heat row was read
             video.heat_value = heat  # type: ignore[attr-defined]
             videos.append(video)
-    engagement_selectors.videos_decorate(videos, viewer=viewer)
+    engagement_selectors.videos_decorate(videos, viewer=None)
     return HotList(as_of=as_of, videos=videos)
-
-
-def videos_liked_by(*, viewer: User, video_ids: list[int]) -> set[int]:
-    return engagement_selectors.videos_liked_by(viewer=viewer, video_ids=video_ids)
 
 
 # --- trending -----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from core.api.base import BaseAPIView
 from core.exceptions import InvalidInput
 from core.renderers import JSONRenderer
 from core.throttling import RequestThrottle
+from engagement import selectors as engagement_selectors
 from engagement.api.serializers import VideoSerializer
 from engagement.models import User
 
@@ -85,7 +86,7 @@ class HotThrottle(RequestThrottle):
 def _hot_document(limit: int) -> dict[str, Any]:
     """The list as everyone sees it, pre-rendered: each video's JSON twice (`viewer.liked`
     false and true), so a request only picks one per video and joins bytes."""
-    hot = discovery.hot_list(limit=limit, viewer=None)
+    hot = discovery.hot_list(limit=limit)
     render = JSONRenderer().render
     entries = []
     for video in hot.videos:
@@ -137,7 +138,7 @@ class HotVideosView(BaseAPIView):
             document = _hot_document(limit)
             if seconds > 0:
                 cache.set(_HOT_KEY.format(limit=limit), document, seconds)
-        liked = discovery.videos_liked_by(
+        liked = engagement_selectors.videos_liked_by(
             viewer=request.user, video_ids=[entry[0] for entry in document["entries"]]
         )
         return HttpResponse(_hot_body(document, liked), content_type="application/json")
