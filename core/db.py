@@ -1,6 +1,7 @@
 """Small SQL helpers for writes the ORM cannot express in one statement."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from time import perf_counter
 from typing import Any
 
@@ -94,3 +95,52 @@ def counted_flip_cte(table: str, *, only_parents: str | None, returning: str) ->
             RETURNING {returning}
         )
     """
+
+
+@contextmanager
+def indexes_deferred(tables: Sequence[str]) -> Iterator[None]:
+    """Bulk loading (PostgreSQL's "Populating a Database"): drop the tables' indexes, and the
+    primary-key, unique and exclusion constraints they back, for the block, then build each of
+    them again from its saved definition: one sort per index instead of one index insertion per
+    row. Only inside a transaction that holds the tables exclusively (after a TRUNCATE): nobody
+    sees them without their indexes, and an error rolls the drop back with everything else.
+    Nothing may reference the constraints from other tables (a foreign key to a dropped key
+    would block the drop)."""
+    if not tables:
+        yield
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("indexes_deferred needs a transaction")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT format('%%s', c.conrelid::regclass), format('%%I', c.conname),
+                   pg_get_constraintdef(c.oid)
+            FROM pg_constraint c
+            WHERE c.conrelid = ANY(%s::regclass[]) AND c.contype IN ('p', 'u', 'x')
+            ORDER BY c.conrelid, c.conname
+            """,
+            [list(tables)],
+        )
+        constraints = cursor.fetchall()
+        cursor.execute(
+            """
+            SELECT format('%%s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid)
+            FROM pg_index i
+            WHERE i.indrelid = ANY(%s::regclass[])
+              AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+            ORDER BY i.indexrelid
+            """,
+            [list(tables)],
+        )
+        indexes = cursor.fetchall()
+        for table, name, _ in constraints:
+            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        for name, _ in indexes:
+            cursor.execute(f"DROP INDEX {name}")
+    yield
+    with connection.cursor() as cursor:
+        for table, name, definition in constraints:
+            cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
+        for _, definition in indexes:
+            cursor.execute(definition)

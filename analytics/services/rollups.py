@@ -33,6 +33,7 @@ from analytics.models import (
     VideoTotal,
 )
 from analytics.services import statements as sql
+from core.db import indexes_deferred
 
 logger = logging.getLogger(__name__)
 
@@ -247,68 +248,58 @@ _STAGE = "analytics_rebuild_stage"
 
 
 @dataclass(frozen=True)
-class _Staged:
-    """A rebuilt table filled from a SELECT staged in a temporary table (`CREATE TABLE AS` may
-    use parallel workers; `INSERT … SELECT` may not), inserted in its unique index's order."""
+class _Step:
+    """One table of the full rebuild: an `INSERT … SELECT … GROUP BY` over whole tables.
 
-    table: str
-    select: str
-    columns: tuple[str, ...]
-    order: str
+    `indexes_deferred`: the table's indexes are built after its rows are in (one sort each;
+    the big tables). `staged`: the SELECT runs as `CREATE TEMPORARY TABLE AS`, which may use
+    parallel workers where an `INSERT … SELECT` may not — for aggregates whose groups are far
+    fewer than their rows (the fan side), so the temporary table is small."""
+
+    name: str
+    statement: str
+    table: str | None = None
+    indexes_deferred: bool = False
+    staged: bool = False
 
     def statements(self) -> list[str]:
-        columns = ", ".join(self.columns)
+        if not self.staged:
+            return [self.statement]
+        head, select = self.statement.split("SELECT", 1)
+        columns = head[head.index("(") + 1 : head.rindex(")")]
         return [
-            f"CREATE TEMPORARY TABLE {_STAGE} ON COMMIT DROP AS {self.select}",
-            f"INSERT INTO {self.table} ({columns}) SELECT {columns} FROM {_STAGE} "
-            f"ORDER BY {self.order}",
+            f"CREATE TEMPORARY TABLE {_STAGE} ON COMMIT DROP AS SELECT {select}",
+            f"INSERT INTO {self.table} ({columns}) SELECT {columns} FROM {_STAGE}",
             f"DROP TABLE {_STAGE}",
         ]
 
 
-_INSERTS_ALL: tuple[tuple[str, str | _Staged], ...] = (
-    ("fan links", sql.FAN_LINKS_INSERT_ALL),
-    (
-        "video buckets",
-        _Staged(
-            sql.VIDEO_BUCKET,
-            sql.VIDEO_BUCKETS_SELECT_ALL,
-            sql.VIDEO_BUCKETS_COLUMNS,
-            sql.VIDEO_BUCKETS_ORDER,
-        ),
+_STEPS: tuple[_Step, ...] = (
+    _Step("fan links", sql.FAN_LINKS_INSERT_ALL),
+    _Step("video buckets", sql.VIDEO_BUCKETS_INSERT_ALL, sql.VIDEO_BUCKET, indexes_deferred=True),
+    _Step(
+        "creator buckets", sql.CREATOR_BUCKETS_INSERT_ALL, sql.CREATOR_BUCKET, indexes_deferred=True
     ),
-    (
-        "creator buckets",
-        _Staged(
-            sql.CREATOR_BUCKET,
-            sql.CREATOR_BUCKETS_SELECT_ALL,
-            sql.CREATOR_BUCKETS_COLUMNS,
-            sql.CREATOR_BUCKETS_ORDER,
-        ),
-    ),
-    ("video totals", sql.VIDEO_TOTALS_INSERT_ALL),
-    ("first hours", sql.FIRST_HOURS_RECOUNT_ALL),
-    (
+    _Step("video totals", sql.VIDEO_TOTALS_INSERT_ALL),
+    _Step("first hours", sql.FIRST_HOURS_RECOUNT_ALL),
+    _Step(
         "fan buckets",
-        _Staged(
-            sql.CREATOR_FAN_BUCKET,
-            sql.FAN_BUCKETS_SELECT_ALL,
-            sql.FAN_BUCKETS_COLUMNS,
-            sql.FAN_BUCKETS_ORDER,
-        ),
+        sql.FAN_BUCKETS_INSERT_ALL,
+        sql.CREATOR_FAN_BUCKET,
+        indexes_deferred=True,
+        staged=True,
     ),
-    (
+    _Step(
         "hashtag days",
-        _Staged(
-            sql.CREATOR_HASHTAG_DAY,
-            sql.HASHTAG_DAYS_SELECT_ALL,
-            sql.HASHTAG_DAYS_COLUMNS,
-            sql.HASHTAG_DAYS_ORDER,
-        ),
+        sql.HASHTAG_DAYS_INSERT_ALL,
+        sql.CREATOR_HASHTAG_DAY,
+        indexes_deferred=True,
+        staged=True,
     ),
 )
-# A rebuild sorts and hashes whole tables: give its statements room (this transaction only).
-REBUILD_WORK_MEM = "256MB"
+# A rebuild hashes whole tables: room for its aggregates in memory (this transaction only; the
+# video buckets' hash table is ~1 GB at 10M rows, it spills to disk below that).
+REBUILD_WORK_MEM = "1GB"
 
 
 @transaction.atomic
@@ -347,14 +338,15 @@ def _rebuild_all() -> int:
     comment_keys_complete(None)
     timings["comment keys"] = time.perf_counter() - mark
     written = 0
-    for name, step in _INSERTS_ALL:
+    for step in _STEPS:
         mark = time.perf_counter()
-        with connection.cursor() as cursor:
-            for statement in step.statements() if isinstance(step, _Staged) else [step]:
+        deferred = [step.table] if step.indexes_deferred and step.table else []
+        with indexes_deferred(deferred), connection.cursor() as cursor:
+            for statement in step.statements():
                 cursor.execute(statement)
-                if name == "video buckets" and statement.startswith("INSERT"):
+                if step.table == sql.VIDEO_BUCKET:
                     written = cursor.rowcount
-        timings[name] = time.perf_counter() - mark
+        timings[step.name] = time.perf_counter() - mark
     logger.info(
         "analytics rollups rebuilt",
         extra={"seconds": {name: round(s, 3) for name, s in timings.items()}},

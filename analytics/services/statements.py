@@ -558,98 +558,74 @@ def edge_counts(scope: str) -> str:
     """
 
 
-# Follower events: FanLink is unique on (user, creator), so the left join adds no row.
-_FOLLOWER_EVENTS = "count(fl.user_id)"
-
-
-def _fan_join(alias: str) -> str:
-    return (
-        f"LEFT JOIN {FAN_LINK} fl ON fl.user_id = {alias}.user_id AND fl.creator_id = v.creator_id"
+# The full rebuild's video buckets: every counted row of the five tables as one narrow row, then
+# one aggregation per (video, quarter hour) — the rows are nearly as many as the buckets, so one
+# pass over them beats aggregating each table and merging the parts.
+# - A replay is a counted play that is not its (video, user)'s first in (created_at, id) order:
+#   a bucket's replays are its plays less the pairs whose first play falls in it (plays tied on
+#   created_at fall in one bucket), from one plain aggregate of the pairs (`_PLAY_PAIRS`, kind 0).
+# - A quick like's pair has counted plays summing to < 3 s (the same pairs' watch time).
+# - An effective comment is not hollow and the first counted one of its (user, repeat key).
+# - Follower events probe FanLink (user, the video's creator); follows gained have no user's
+#   follower event of their own.
+_PLAY_PAIRS = f"""
+    pairs AS MATERIALIZED (
+        SELECT video_id, user_id, min(created_at) AS first_at, sum(watched_ms) AS watched_ms
+        FROM {PLAY} WHERE counted GROUP BY video_id, user_id
     )
+"""
 
-
-_VIDEO_BUCKET_PARTS = f"""
-    SELECT p.video_id, {bucket_of("p.created_at")} AS bucket,
-           {
-    _parts(
-        plays="count(*)",
-        completed_plays="count(*) FILTER (WHERE p.completed)",
-        replays="count(*) FILTER (WHERE p.nth > 1)",
-        follower_events=_FOLLOWER_EVENTS,
-    )
-}
-    FROM (SELECT video_id, user_id, created_at, completed,
-                 row_number() OVER (PARTITION BY video_id, user_id ORDER BY created_at, id) AS nth
-          FROM {PLAY} WHERE counted) p
-    JOIN {VIDEO} v ON v.id = p.video_id
-    {_fan_join("p")}
-    GROUP BY 1, 2
+_ROWS_ALL = f"""
+    SELECT 1 AS k, video_id, user_id, created_at, completed AS flag FROM {PLAY} WHERE counted
     UNION ALL
-    SELECT l.video_id, {bucket_of("l.created_at")},
-           {
-    _parts(
-        likes="count(*)",
-        quick_likes=f"count(*) FILTER (WHERE COALESCE(w.watched_ms, 0) < {QUICK_LIKE_WATCHED_MS})",
-        follower_events=_FOLLOWER_EVENTS,
-    )
-}
-    FROM {LIKE} l
-    JOIN {VIDEO} v ON v.id = l.video_id
-    LEFT JOIN (
-        SELECT video_id, user_id, sum(watched_ms) AS watched_ms FROM {PLAY}
-        WHERE counted GROUP BY video_id, user_id
-    ) w ON w.video_id = l.video_id AND w.user_id = l.user_id
-    {_fan_join("l")}
+    SELECT 0, video_id, NULL, first_at, false FROM pairs
+    UNION ALL
+    SELECT 2, l.video_id, l.user_id, l.created_at,
+           COALESCE(w.watched_ms, 0) < {QUICK_LIKE_WATCHED_MS}
+    FROM {LIKE} l LEFT JOIN pairs w ON w.video_id = l.video_id AND w.user_id = l.user_id
     WHERE l.counted
-    GROUP BY 1, 2
     UNION ALL
-    SELECT c.video_id, {bucket_of("c.created_at")},
-           {
-    _parts(
-        comments="count(*)",
-        effective_comments="count(*) FILTER (WHERE NOT c.hollow AND c.nth = 1)",
-        follower_events=_FOLLOWER_EVENTS,
-    )
-}
+    SELECT 3, video_id, user_id, created_at, NOT hollow AND nth = 1
     FROM (SELECT k.video_id, k.user_id, k.created_at, k.hollow,
                  row_number() OVER (PARTITION BY k.user_id, k.key_hash
                                     ORDER BY k.created_at, k.comment_id) AS nth
           FROM {COMMENT_KEY} k JOIN {COMMENT} cc ON cc.id = k.comment_id
           WHERE cc.counted) c
-    JOIN {VIDEO} v ON v.id = c.video_id
-    {_fan_join("c")}
-    GROUP BY 1, 2
     UNION ALL
-    SELECT s.video_id, {bucket_of("s.created_at")},
-           {_parts(shares="count(*)", follower_events=_FOLLOWER_EVENTS)}
-    FROM {SHARE} s JOIN {VIDEO} v ON v.id = s.video_id
-    {_fan_join("s")}
-    WHERE s.counted
-    GROUP BY 1, 2
+    SELECT 4, video_id, user_id, created_at, false FROM {SHARE} WHERE counted
     UNION ALL
-    SELECT f.source_video_id, {bucket_of("f.created_at")}, {_parts(follows_gained="count(*)")}
-    FROM {FOLLOW} f JOIN {VIDEO} v ON v.id = f.source_video_id AND v.creator_id = f.creator_id
+    SELECT 5, f.source_video_id, NULL, f.created_at, false FROM {FOLLOW} f
+    JOIN {VIDEO} fv ON fv.id = f.source_video_id AND fv.creator_id = f.creator_id
     WHERE f.counted
-    GROUP BY 1, 2
 """
 
-# Each table of the full rebuild is a SELECT staged into a temporary table and then inserted:
-# `CREATE TABLE AS` may run its SELECT with parallel workers, an `INSERT … SELECT` may not.
-VIDEO_BUCKETS_SELECT_ALL = f"""
-    SELECT x.video_id, v.creator_id, x.bucket, {", ".join(f"sum(x.{n}) AS {n}" for n in FIELDS)}
-    FROM ({_VIDEO_BUCKET_PARTS}) x
+VIDEO_BUCKETS_INSERT_ALL = f"""
+    INSERT INTO {VIDEO_BUCKET} (video_id, creator_id, bucket, {", ".join(FIELDS)})
+    WITH {_PLAY_PAIRS}
+    SELECT x.video_id, v.creator_id, {bucket_of("x.created_at")} AS bucket,
+           count(*) FILTER (WHERE x.k = 1) AS plays,
+           count(*) FILTER (WHERE x.k = 1 AND x.flag) AS completed_plays,
+           count(*) FILTER (WHERE x.k = 1) - count(*) FILTER (WHERE x.k = 0) AS replays,
+           count(*) FILTER (WHERE x.k = 2) AS likes,
+           count(*) FILTER (WHERE x.k = 2 AND x.flag) AS quick_likes,
+           count(*) FILTER (WHERE x.k = 3) AS comments,
+           count(*) FILTER (WHERE x.k = 3 AND x.flag) AS effective_comments,
+           count(*) FILTER (WHERE x.k = 4) AS shares,
+           count(*) FILTER (WHERE x.k = 5) AS follows_gained,
+           count(fl.user_id) AS follower_events  -- FanLink is unique on (user, creator)
+    FROM ({_ROWS_ALL}) x
     JOIN {VIDEO} v ON v.id = x.video_id
-    GROUP BY x.video_id, v.creator_id, x.bucket
+    LEFT JOIN {FAN_LINK} fl ON fl.user_id = x.user_id AND fl.creator_id = v.creator_id
+    GROUP BY x.video_id, v.creator_id, 3
+    ORDER BY x.video_id, 3
 """
-VIDEO_BUCKETS_COLUMNS = ("video_id", "creator_id", "bucket", *FIELDS)
-VIDEO_BUCKETS_ORDER = "video_id, bucket"
 
-CREATOR_BUCKETS_SELECT_ALL = f"""
-    SELECT creator_id, bucket, {", ".join(f"sum({n}) AS {n}" for n in COUNTERS)}
+CREATOR_BUCKETS_INSERT_ALL = f"""
+    INSERT INTO {CREATOR_BUCKET} (creator_id, bucket, {", ".join(COUNTERS)})
+    SELECT creator_id, bucket, {", ".join(f"sum({n})" for n in COUNTERS)}
     FROM {VIDEO_BUCKET} GROUP BY creator_id, bucket
+    ORDER BY creator_id, bucket
 """
-CREATOR_BUCKETS_COLUMNS = ("creator_id", "bucket", *COUNTERS)
-CREATOR_BUCKETS_ORDER = "creator_id, bucket"
 
 VIDEO_TOTALS_INSERT_ALL = f"""
     INSERT INTO {VIDEO_TOTAL} (video_id, creator_id, published_at, plays, interactions,
@@ -670,16 +646,17 @@ FIRST_HOURS_RECOUNT_ALL = _first_hours("true")
 _ACTIVITY_ROWS = " UNION ALL ".join(
     f"SELECT user_id, created_at FROM {table} WHERE counted" for table in _ACTIVITY
 )
-FAN_BUCKETS_SELECT_ALL = f"""
+FAN_BUCKETS_INSERT_ALL = f"""
+    INSERT INTO {CREATOR_FAN_BUCKET} (creator_id, bucket, events)
     SELECT fl.creator_id, {bucket_of("x.created_at")} AS bucket, count(*) AS events
     FROM ({_ACTIVITY_ROWS}) x
     JOIN {FAN_LINK} fl ON fl.user_id = x.user_id
     GROUP BY 1, 2
+    ORDER BY 1, 2
 """
-FAN_BUCKETS_COLUMNS = ("creator_id", "bucket", "events")
-FAN_BUCKETS_ORDER = "creator_id, bucket"
 
-HASHTAG_DAYS_SELECT_ALL = f"""
+HASHTAG_DAYS_INSERT_ALL = f"""
+    INSERT INTO {CREATOR_HASHTAG_DAY} (creator_id, day, hashtag_id, plays, likes)
     SELECT fl.creator_id, {day_of("x.created_at")} AS day, vh.hashtag_id,
            sum(x.play) AS plays, sum(1 - x.play) AS likes
     FROM (SELECT user_id, video_id, created_at, 1 AS play FROM {PLAY} WHERE counted
@@ -688,6 +665,5 @@ HASHTAG_DAYS_SELECT_ALL = f"""
     JOIN {FAN_LINK} fl ON fl.user_id = x.user_id
     JOIN {VIDEO_HASHTAG} vh ON vh.video_id = x.video_id
     GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
 """
-HASHTAG_DAYS_COLUMNS = ("creator_id", "day", "hashtag_id", "plays", "likes")
-HASHTAG_DAYS_ORDER = "creator_id, day, hashtag_id"

@@ -173,6 +173,14 @@ def test_incremental_rollups_equal_the_oracle(seed: int) -> None:
 
 def test_rebuild_equals_incremental() -> None:
     setting = build_world(7)
+    # Plays tied on created_at (the first of the pair is the one with the lower id), a replay
+    # whose first play is in an earlier bucket, and an uncounted earlier play that is no first.
+    viewer, clip = setting["everyone"][-1], setting["videos"][0]
+    tie = clip.created_at + timedelta(minutes=20, microseconds=7)
+    world.play(viewer, clip, clip.created_at + timedelta(minutes=1), counted=False)
+    world.play(viewer, clip, tie, watched_ms=1000)
+    world.play(viewer, clip, tie, watched_ms=1000, completed=True)
+    world.play(viewer, clip, tie + timedelta(hours=5), watched_ms=500)
     _consume()
     churn(setting)
     _consume()
