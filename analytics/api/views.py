@@ -61,7 +61,8 @@ def _document_key(request: Request, view: APIView, parameters: dict[str, Any]) -
 
 
 class DocumentThrottle(RequestThrottle):
-    """The default throttle, with the document cache read riding on its Redis round trip."""
+    """The default throttle, with the document cache read (and the document's active mark and
+    the refresher's arming) riding on its Redis round trip."""
 
     def piggyback(self, pipe: Any, request: Request, view: APIView) -> None:
         if not (request.user and request.user.is_authenticated):
@@ -70,7 +71,8 @@ class DocumentThrottle(RequestThrottle):
             parameters = _parameters(request)
         except InvalidInput:
             return  # the view answers 400
-        cached_queue(pipe, _document_key(request, view, parameters))
+        token = cached_queue(pipe, _document_key(request, view, parameters))
+        request.document_refresher_token = token  # type: ignore[attr-defined]
 
 
 def _answer(request: Request, document: dict[str, Any], etag: str) -> Response:
@@ -82,7 +84,8 @@ def _answer(request: Request, document: dict[str, Any], etag: str) -> Response:
 
 def _piggybacked(request: Request) -> Any:
     replies = getattr(request, "throttle_piggyback", None)
-    return cached_decode(replies[0]) if replies else None
+    token = getattr(request, "document_refresher_token", None)
+    return cached_decode(replies, token=token) if replies else None
 
 
 NOT_MODIFIED = OpenApiResponse(description="Not modified (If-None-Match)")
