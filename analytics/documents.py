@@ -21,6 +21,14 @@ from the polls tables, which the consumer does not watch: they trail by at most 
 
 The cache read rides on the throttle's Redis round trip (`DocumentThrottle`), so a hit costs
 no extra round trip and no query. When Redis is away every request computes; nothing fails.
+
+Refresh-ahead: the same round trip marks the document *active* (a sorted set, scored by the time
+of its latest serve) and arms the refresher (`analytics.tasks.refresh_analytics_documents`),
+which recomputes each active document before it would stop being served, so a dashboard opened
+again after a minute finds its document stored instead of waiting for one to be computed. One
+refresher runs at a time: the flag `REFRESHER_FLAG` holds the token of the run that is queued
+(or running), each run queues the next one a tick later while some document is active, and a
+serve arms a new one only when the flag is not there.
 """
 
 import hashlib
@@ -32,7 +40,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django_redis import get_redis_connection
 from redis.exceptions import RedisError
+
+from core.enqueue import enqueue_flag_key, task_send
 
 # A creator's data version and the epoch every version is read with; the epoch moves when all
 # documents are outdated at once (a rebuild, a reconciliation that repaired something).
@@ -45,6 +56,21 @@ REFRESH_SECONDS = 10
 WAIT_SECONDS = 2.0
 # Versions outlive every document stored under them by far (see `documents_changed`).
 VERSION_TTL_SECONDS = 86_400
+# Refresh-ahead: DocumentKey.member() -> time of its latest serve.
+_ACTIVE_KEY = "analytics:doc:active"
+# The refresher's flag (core.enqueue's once-key): the token of the one refresher run queued or
+# running. Long enough to outlast a tick and a busy `analytics` queue; a run that was lost (its
+# worker killed) stops holding back the next serve's arming after this.
+REFRESHER_FLAG = "analytics:doc:refresher"
+REFRESHER_FLAG_TTL = 60
+REFRESHER_TASK = "analytics.tasks.refresh_analytics_documents"
+# A run refreshes what would not be served a tick plus this later: the run's own duration and
+# the queue's latency until the next one.
+REFRESH_MARGIN_SECONDS = 2.0
+# Compare-and-delete: a run releases the flag only while it is still its own.
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
 
 
 def fresh_seconds() -> float:
@@ -53,6 +79,24 @@ def fresh_seconds() -> float:
 
 def max_age_seconds() -> float:
     return float(getattr(settings, "ANALYTICS_DOCUMENT_MAX_AGE_SECONDS", 30))
+
+
+def refresh_tick_seconds() -> float:
+    """How often the refresher runs while some document is active (0: never)."""
+    return float(getattr(settings, "ANALYTICS_DOCUMENT_REFRESH_TICK_SECONDS", 5))
+
+
+def active_seconds() -> float:
+    """How long after its latest serve a document is still refreshed ahead."""
+    return float(getattr(settings, "ANALYTICS_DOCUMENT_ACTIVE_SECONDS", 300))
+
+
+def _serves_mark_active() -> bool:
+    return (
+        bool(getattr(settings, "ANALYTICS_DOCUMENT_REFRESH_AHEAD", True))
+        and refresh_tick_seconds() > 0
+        and max_age_seconds() > 0
+    )
 
 
 @dataclass(frozen=True)
@@ -66,6 +110,22 @@ class DocumentKey:
     days: int
     tz: str
 
+    def member(self) -> str:
+        """The key in the active set (time zones hold no colon; `from_member` reads it back)."""
+        return f"{self.kind}:{self.scope}:{self.creator}:{self.days}:{self.tz}"
+
+    @classmethod
+    def from_member(cls, member: str) -> "DocumentKey | None":
+        parts = member.split(":", 4)
+        if len(parts) != 5:
+            return None
+        kind, scope, creator, days, tz = parts
+        if kind not in ("creator", "video") or not tz:
+            return None
+        if not (scope.isdigit() and creator.isdigit() and days.isdigit()):
+            return None
+        return cls(kind=kind, scope=int(scope), creator=int(creator), days=int(days), tz=tz)
+
     def keys(self) -> list[str]:
         return [
             cache.make_key(_EPOCH_KEY),
@@ -78,10 +138,12 @@ class DocumentKey:
 
 @dataclass(frozen=True)
 class Cached:
-    """What the cache held: the version now, and the stored envelope (or None)."""
+    """What the cache held: the version now, and the stored envelope (or None); and, when this
+    read armed the refresher, the token to send it with (`refresher_send`)."""
 
     version: str
     envelope: dict[str, Any] | None
+    armed_token: str | None = None
 
     def usable(self, *, now: float) -> dict[str, Any] | None:
         """The stored document when the rules above allow it (else None)."""
@@ -95,6 +157,12 @@ class Cached:
             return envelope
         return None
 
+    def servable(self, key: DocumentKey, *, now: float) -> dict[str, Any] | None:
+        """The stored document when usable and `key`'s own: a video's document is stored under
+        the video, and only its creator (whose version was read) is served it."""
+        envelope = self.usable(now=now)
+        return envelope if envelope is not None and envelope.get("creator") == key.creator else None
+
     def stale(self, *, now: float) -> dict[str, Any] | None:
         """The stored document, outdated by at most REFRESH_SECONDS past the rules above: what
         the other requests get while one of them computes the new one."""
@@ -105,30 +173,118 @@ class Cached:
         return envelope if 0 <= age < max_age_seconds() + REFRESH_SECONDS else None
 
 
-def cached_queue(pipe: Any, key: DocumentKey) -> None:
-    """Queue the cache read on another round trip's raw Redis pipeline (the throttle's)."""
+def cached_queue(pipe: Any, key: DocumentKey, *, serve: bool = True) -> str | None:
+    """Queue the cache read on another round trip's raw Redis pipeline (the throttle's).
+
+    For a serve it also marks the document active and arms the refresher (SET NX of its flag,
+    with a new token): no extra round trip. Returns that token, for `cached_decode`.
+    """
     pipe.mget(key.keys())
-
-
-def cached_decode(raw: list[bytes | None] | None) -> Cached | None:
-    if raw is None:
+    if not (serve and _serves_mark_active()):
         return None
+    token = uuid.uuid4().hex
+    pipe.zadd(cache.make_key(_ACTIVE_KEY), {key.member(): time.time()})
+    pipe.set(enqueue_flag_key(REFRESHER_FLAG), token, nx=True, ex=REFRESHER_FLAG_TTL)
+    return token
+
+
+def cached_decode(replies: list[Any] | None, *, token: str | None = None) -> Cached | None:
+    """What `cached_queue` queued, from its replies (None: Redis could not be reached)."""
+    if replies is None:
+        return None
+    armed = token is not None and len(replies) == 3 and bool(replies[2])
+    return _cached(replies[0], armed_token=token if armed else None)
+
+
+def _cached(values: list[bytes | None], *, armed_token: str | None = None) -> Cached:
     client = cache.client  # type: ignore[attr-defined]
-    epoch, version, envelope = (None if value is None else client.decode(value) for value in raw)
+    epoch, version, envelope = (None if value is None else client.decode(value) for value in values)
     return Cached(
         version=f"{epoch or ''}:{version or ''}",
         envelope=envelope if isinstance(envelope, dict) else None,
+        armed_token=armed_token,
     )
 
 
-def cached_read(key: DocumentKey) -> Cached | None:
+def cached_read(key: DocumentKey, *, serve: bool = True) -> Cached | None:
     """The cache read on its own round trip (None when Redis could not be reached)."""
     try:
-        from django_redis import get_redis_connection
-
-        return cached_decode(get_redis_connection("default").mget(key.keys()))
+        pipe = get_redis_connection("default").pipeline(transaction=False)
+        token = cached_queue(pipe, key, serve=serve)
+        return cached_decode(pipe.execute(), token=token)
     except RedisError:
         return None
+
+
+def cached_read_many(keys: list[DocumentKey]) -> list[Cached]:
+    """The cache reads of many keys in one round trip (not serves: nothing is marked)."""
+    if not keys:
+        return []
+    pipe = get_redis_connection("default").pipeline(transaction=False)
+    for key in keys:
+        cached_queue(pipe, key, serve=False)
+    return [_cached(values) for values in pipe.execute()]
+
+
+# --- refresh-ahead ----------------------------------------------------------------------------
+def documents_active(*, now: float, limit: int) -> list[DocumentKey]:
+    """The documents served within the active window, most recently served first (at most
+    `limit`); older marks are dropped. Raises RedisError."""
+    connection = get_redis_connection("default")
+    key = cache.make_key(_ACTIVE_KEY)
+    pipe = connection.pipeline(transaction=False)
+    pipe.zremrangebyscore(key, "-inf", f"({now - active_seconds()}")
+    pipe.zrevrange(key, 0, limit - 1)
+    _, members = pipe.execute()
+    found = [(member, DocumentKey.from_member(member.decode())) for member in members]
+    malformed = [member for member, document_key in found if document_key is None]
+    if malformed:
+        connection.zrem(key, *malformed)
+    return [document_key for _, document_key in found if document_key is not None]
+
+
+def documents_inactive(keys: list[DocumentKey]) -> None:
+    """Stop refreshing these documents (until they are served again). Raises RedisError."""
+    if keys:
+        get_redis_connection("default").zrem(
+            cache.make_key(_ACTIVE_KEY), *(key.member() for key in keys)
+        )
+
+
+def refresher_send(token: str) -> bool:
+    """Queue the refresher run that holds the flag by `token`, a tick from now (the flag is
+    cleared again if the broker is unreachable, so the next serve arms it)."""
+    return task_send(
+        REFRESHER_TASK, token, countdown=refresh_tick_seconds(), once_key=REFRESHER_FLAG
+    )
+
+
+def refresher_hold(token: str | None) -> str | None:
+    """The token a refresher run goes on with, or None when it must stop. A run queued by a
+    serve or by itself (`token`) goes on only while the flag still holds its token: a flag that
+    expired, or that another run now holds, means another run keeps the refresher going (or the
+    next serve will), so two never keep each other alive. A run without one (the beat's safety
+    net) takes the flag when nobody holds it. Raises RedisError."""
+    connection = get_redis_connection("default")
+    flag = enqueue_flag_key(REFRESHER_FLAG)
+    if token is None:
+        token = uuid.uuid4().hex
+        taken = connection.set(flag, token, nx=True, ex=REFRESHER_FLAG_TTL)
+        return token if taken else None
+    held = connection.get(flag)
+    return token if held is not None and held.decode() == token else None
+
+
+def refresher_next(token: str) -> bool:
+    """After a run: queue the next one, a tick later, while some document is active (True);
+    else release the flag, so that the next serve arms a new run. Raises RedisError."""
+    connection = get_redis_connection("default")
+    flag = enqueue_flag_key(REFRESHER_FLAG)
+    if connection.zcard(cache.make_key(_ACTIVE_KEY)):
+        connection.set(flag, token, ex=REFRESHER_FLAG_TTL)
+        return refresher_send(token)
+    connection.eval(_RELEASE, 1, flag, token)
+    return False
 
 
 def document_store(key: DocumentKey, *, version: str, at: float, document: dict[str, Any]) -> None:
@@ -150,7 +306,7 @@ def _computed_elsewhere(key: DocumentKey) -> dict[str, Any] | None:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         time.sleep(0.01)
-        found = cached_read(key)
+        found = cached_read(key, serve=False)
         envelope = found.usable(now=time.time()) if found is not None else None
         if envelope is not None:
             # someone else's video: not for this caller, who gets the 404 without waiting more
@@ -200,9 +356,11 @@ def document_serve(
     process. `cached` is the piggybacked read, or None to read here."""
     if cached is None:
         cached = cached_read(key)
+    if cached is not None and cached.armed_token is not None:
+        refresher_send(cached.armed_token)
     at = time.time()
-    envelope = cached.usable(now=at) if cached is not None else None
-    if envelope is not None and envelope.get("creator") == key.creator:
+    envelope = cached.servable(key, now=at) if cached is not None else None
+    if envelope is not None:
         return envelope["document"], etag_of(envelope)
     stale = cached.stale(now=at) if cached is not None else None
     claimed = cached is not None and _refresh_claim(key)
@@ -225,3 +383,26 @@ def document_serve(
         document_store(key, version=version, at=at, document=document)
     fresh["document"] = document
     return document, etag_of(fresh)
+
+
+def document_refresh(
+    key: DocumentKey, *, within: float, compute: Callable[[], dict[str, Any]]
+) -> bool:
+    """Compute and store `key`'s document ahead of its requests (the refresher) when the stored
+    one would not be served `within` seconds from now; True when it did. Under the requests'
+    claim (a document a request is computing is left to it), with the version read after the
+    claim and before computing, as a request does. Raises RedisError, and what `compute`
+    raises (nothing is stored then)."""
+    if not _refresh_claim(key):
+        return False
+    try:
+        pipe = get_redis_connection("default").pipeline(transaction=False)
+        cached_queue(pipe, key, serve=False)
+        found = _cached(pipe.execute()[0])
+        at = time.time()
+        if found.servable(key, now=at + within) is not None:
+            return False  # a request refreshed it since the run read it
+        document_store(key, version=found.version, at=at, document=compute())
+    finally:
+        _refresh_release(key)
+    return True

@@ -4,17 +4,28 @@ SPEC: the creator centre, the hot list and trending trail the committed interact
 60 seconds. Each consumer records the time up to which every committed interaction is applied
 (its `as_of`); `now - as_of` is the lag an operator alerts on. Read from PostgreSQL (one small
 query), so every web host reports the same values.
+
+And how much the document refresher computes (in the worker that runs it): a counter per kind
+of document, for the operator's "refreshes per second" (rate() of the counter).
 """
 
 from collections.abc import Iterator
 
 from django.utils import timezone
+from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from analytics.services import consumer, heat, trending
 from core.eventlog import position_as_time
 from core.metrics.collectors import scrape_cursor
 from core.models import Watermark
+
+DOCUMENT_REFRESHES = Counter(
+    "chorus_analytics_document_refreshes",
+    "Creator-centre documents recomputed ahead of their requests by the refresher, by kind "
+    "(creator, video).",
+    ["kind"],
+)
 
 # Each consumer's time watermark: every committed interaction before it has been applied.
 AS_OF = {"creator_centre": consumer.AS_OF, "heat": heat.AS_OF, "trending": trending.AS_OF}

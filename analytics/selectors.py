@@ -10,12 +10,14 @@ ragged start `[start, next UTC midnight)`; follower membership of a raw row is o
 `fanlink_unique`. A creator read is six statements and a video read six, whatever the history.
 """
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
+from analytics.documents import DocumentKey
 from analytics.parameters import Window, check_timezone, iso_utc, window_ending
 from analytics.raw import statements as raw_sql
 from analytics.raw.figures import (
@@ -359,3 +361,32 @@ def video_analytics_document(
         },
         "stickers": stickers(video_id=video_id, window=window),
     }
+
+
+def documents_owned(keys: Iterable[DocumentKey]) -> set[DocumentKey]:
+    """The keys whose creator may read their document: a creator's own document, and a video's
+    only for its creator (someone else's video and no video answer alike, SPEC §2.7). One query
+    for all the video keys."""
+    keys = list(keys)
+    video_ids = {key.scope for key in keys if key.kind == "video"}
+    creators = (
+        dict(Video.objects.filter(pk__in=video_ids).values_list("pk", "creator_id"))
+        if video_ids
+        else {}
+    )
+    return {
+        key
+        for key in keys
+        if (key.kind == "creator" and key.scope == key.creator)
+        or (key.kind == "video" and creators.get(key.scope) == key.creator)
+    }
+
+
+def document_compute(key: DocumentKey) -> dict[str, Any]:
+    """The document `key` names, computed now from the rollups (for the API's serve and the
+    refresher alike). Raises `Video.DoesNotExist` when the key's creator may not read it."""
+    if key not in documents_owned([key]):
+        raise Video.DoesNotExist(f"No video {key.scope} of user {key.creator}.")
+    if key.kind == "creator":
+        return creator_analytics_document(creator_id=key.creator, days=key.days, tz=key.tz)
+    return video_analytics_document(video_id=key.scope, days=key.days, tz=key.tz)

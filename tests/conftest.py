@@ -22,7 +22,7 @@ from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 
 from analytics.services import consumer as analytics_consumer
-from analytics.services import heat, trending
+from analytics.services import heat, refresh_ahead, trending
 from core.models import IdempotencyRecord
 from engagement.models import (
     Comment,
@@ -158,12 +158,14 @@ def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[
         log.close()
 
 
-# The advisory locks the consumers hold while they run a pass (core.eventlog.consumer_lock).
+# The advisory locks the consumers (and the document refresher) hold while they run a pass
+# (core.eventlog.consumer_lock).
 CONSUMER_LOCKS = (
     reward_events.CONSUMER_LOCK,
     analytics_consumer.CONSUMER_LOCK,
     heat.CONSUMER_LOCK,
     trending.CONSUMER_LOCK,
+    refresh_ahead.REFRESHER_LOCK,
 )
 
 

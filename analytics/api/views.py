@@ -1,5 +1,6 @@
 """The creator centre's reads. Views validate, call one selector, render."""
 
+from functools import partial
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -8,7 +9,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics import selectors
 from analytics.api import serializers as s
 from analytics.documents import DocumentKey, cached_decode, cached_queue, document_serve
 from analytics.parameters import (
@@ -18,10 +18,11 @@ from analytics.parameters import (
     InvalidAnalyticsParameter,
     check_timezone,
 )
+from analytics.selectors import document_compute
 from core.api.base import BaseAPIView
 from core.exceptions import InvalidInput, NotFound
 from core.throttling import RequestThrottle
-from engagement.models import User, Video
+from engagement.models import Video
 
 PARAMETERS = [
     OpenApiParameter("days", int, enum=list(ALLOWED_DAYS), description="default 28"),
@@ -60,7 +61,8 @@ def _document_key(request: Request, view: APIView, parameters: dict[str, Any]) -
 
 
 class DocumentThrottle(RequestThrottle):
-    """The default throttle, with the document cache read riding on its Redis round trip."""
+    """The default throttle, with the document cache read (and the document's active mark and
+    the refresher's arming) riding on its Redis round trip."""
 
     def piggyback(self, pipe: Any, request: Request, view: APIView) -> None:
         if not (request.user and request.user.is_authenticated):
@@ -69,7 +71,8 @@ class DocumentThrottle(RequestThrottle):
             parameters = _parameters(request)
         except InvalidInput:
             return  # the view answers 400
-        cached_queue(pipe, _document_key(request, view, parameters))
+        token = cached_queue(pipe, _document_key(request, view, parameters))
+        request.document_refresher_token = token  # type: ignore[attr-defined]
 
 
 def _answer(request: Request, document: dict[str, Any], etag: str) -> Response:
@@ -81,7 +84,8 @@ def _answer(request: Request, document: dict[str, Any], etag: str) -> Response:
 
 def _piggybacked(request: Request) -> Any:
     replies = getattr(request, "throttle_piggyback", None)
-    return cached_decode(replies[0]) if replies else None
+    token = getattr(request, "document_refresher_token", None)
+    return cached_decode(replies, token=token) if replies else None
 
 
 NOT_MODIFIED = OpenApiResponse(description="Not modified (If-None-Match)")
@@ -102,15 +106,9 @@ class CreatorAnalyticsView(BaseAPIView):
         description=CACHING,
     )
     def get(self, request: Request) -> Response:
-        parameters = _parameters(request)
-        assert isinstance(request.user, User)
-        creator_id = request.user.pk
+        key = _document_key(request, self, _parameters(request))
         document, etag = document_serve(
-            _document_key(request, self, parameters),
-            cached=_piggybacked(request),
-            compute=lambda: selectors.creator_analytics_document(
-                creator_id=creator_id, **parameters
-            ),
+            key, cached=_piggybacked(request), compute=partial(document_compute, key)
         )
         return _answer(request, document, etag)
 
@@ -125,16 +123,13 @@ class VideoAnalyticsView(BaseAPIView):
         description=CACHING,
     )
     def get(self, request: Request, video_id: int) -> Response:
-        parameters = _parameters(request)
-        key = _document_key(request, self, parameters)
-        cached = _piggybacked(request)
-
-        def compute() -> dict[str, Any]:
+        key = _document_key(request, self, _parameters(request))
+        try:
+            document, etag = document_serve(
+                key, cached=_piggybacked(request), compute=partial(document_compute, key)
+            )
+        except Video.DoesNotExist:
             # Someone else's video and no video answer alike (SPEC §2.7). A stored document
-            # is only ever the creator's own (its key holds the caller's version).
-            if not Video.objects.filter(pk=video_id, creator_id=key.creator).exists():
-                raise NotFound("No video with this id.", code="not_found")
-            return selectors.video_analytics_document(video_id=video_id, **parameters)
-
-        document, etag = document_serve(key, cached=cached, compute=compute)
+            # is only ever served to its creator (its key holds the caller's version).
+            raise NotFound("No video with this id.", code="not_found") from None
         return _answer(request, document, etag)

@@ -294,6 +294,13 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": timedelta(seconds=env.int("ANALYTICS_SWEEP_SECONDS", default=15)),
         "options": {"expires": 30},
     },
+    # The creator-centre documents' refresher queues its own next run while documents are
+    # active; this starts it again when its queued run was lost (docs/analytics.md, Serving).
+    "refresh-analytics-documents": {
+        "task": "analytics.tasks.refresh_analytics_documents",
+        "schedule": timedelta(seconds=30),
+        "options": {"expires": 30},
+    },
     # Nightly: recount a sample of videos' rollups from the rows, repair and report differences.
     "reconcile-analytics-rollups": {
         "task": "analytics.tasks.reconcile_analytics_rollups",
@@ -325,6 +332,14 @@ ANALYTICS_CONSUMER = "analytics.tasks.process_analytics_events"
 ANALYTICS_DOCUMENT_FRESH_SECONDS = env.float("ANALYTICS_DOCUMENT_FRESH_SECONDS", default=10)
 # ...and up to this long while the creator's rollups do not change (0 turns the cache off).
 ANALYTICS_DOCUMENT_MAX_AGE_SECONDS = env.float("ANALYTICS_DOCUMENT_MAX_AGE_SECONDS", default=30)
+# Refresh-ahead: a document served within the last ACTIVE seconds is recomputed before it would
+# stop being served, by a refresher that runs every TICK seconds while some are active (0: off).
+ANALYTICS_DOCUMENT_ACTIVE_SECONDS = env.float("ANALYTICS_DOCUMENT_ACTIVE_SECONDS", default=300)
+ANALYTICS_DOCUMENT_REFRESH_TICK_SECONDS = env.float(
+    "ANALYTICS_DOCUMENT_REFRESH_TICK_SECONDS", default=5
+)
+# Serves mark their documents active and arm the refresher (false: refresh-ahead off).
+ANALYTICS_DOCUMENT_REFRESH_AHEAD = env.bool("ANALYTICS_DOCUMENT_REFRESH_AHEAD", default=True)
 # The hot list (the same for everyone but the viewer's own likes) is reused this long.
 ANALYTICS_HOT_CACHE_SECONDS = env.float("ANALYTICS_HOT_CACHE_SECONDS", default=5)
 # Consumers woken after a lower app commits (see core/wakeups.py): topic -> task names.

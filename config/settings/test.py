@@ -41,3 +41,8 @@ WAKE_ON_COMMIT = {}
 # unchanged (tests/analytics/test_documents.py sets the production periods).
 ANALYTICS_DOCUMENT_FRESH_SECONDS = 0
 ANALYTICS_HOT_CACHE_SECONDS = 0
+
+# Serves mark no document active and arm no refresher: the suite's shared worker would compute
+# documents beside other tests, from rows it cannot see (tests/analytics/test_refresh_ahead.py
+# turns it on).
+ANALYTICS_DOCUMENT_REFRESH_AHEAD = False
