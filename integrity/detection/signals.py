@@ -78,23 +78,33 @@ class Group:
 
 
 def _cells(events: Events) -> tuple[Int, Int, Int]:
-    """(account, cell, like index) of every like on both grids, one row per distinct pair."""
+    """(account, cell, like index) of every like on both grids, one row per distinct pair,
+    sorted by account then cell."""
     window = CELL_SECONDS * SECOND
+    n = len(events)
     base = events.ts - events.ts.min()
-    grid_a = base // window
-    grid_b = (base + window // 2) // window
-    buckets = int(grid_b.max()) + 2 if len(base) else 1
-    video = events.video.astype(np.int64)
-    cell = np.concatenate(
-        (video * (2 * buckets) + 2 * grid_a, video * (2 * buckets) + 2 * grid_b + 1)
-    )
-    user = np.concatenate((events.user, events.user)).astype(np.int64)
-    like = np.concatenate((np.arange(len(base)), np.arange(len(base)))).astype(np.int64)
+    buckets = int((base.max() + window // 2) // window) + 2 if n else 1
+    video = events.video.astype(np.int64) * (2 * buckets)
+    cell = np.empty(2 * n, dtype=np.int64)
+    cell[:n] = video + 2 * (base // window)
+    cell[n:] = video + 2 * ((base + window // 2) // window) + 1
+    del video, base
+    user = np.tile(events.user.astype(np.int32), 2)
     order = np.lexsort((cell, user))
-    user, cell, like = user[order], cell[order], like[order]
+    user = user[order]
+    cell = cell[order]
+    like = (order % n).astype(np.int32)
+    del order
     keep = np.ones(len(user), dtype=bool)
     keep[1:] = (user[1:] != user[:-1]) | (cell[1:] != cell[:-1])
     return user[keep], cell[keep], like[keep]
+
+
+def _cell_likers(cell: Int) -> Int:
+    """Per row of `_cells`: how many accounts hold its cell (its rows are distinct (account,
+    cell) pairs, so a cell's rows are its accounts)."""
+    cells, counts = np.unique(cell, return_counts=True)
+    return counts[np.searchsorted(cells, cell)].astype(np.int32)
 
 
 def _signatures(user: Int, cell: Int, users: Int) -> np.ndarray:
@@ -154,7 +164,7 @@ def lockstep(events: Events) -> list[Group]:
     user, cell, like = _cells(events)
     if len(user) == 0:
         return []
-    cell_likers = distinct_count(cell, user)  # per row: distinct accounts in its cell
+    cell_likers = _cell_likers(cell)  # per row: distinct accounts in its cell
     labels = _candidates(user, cell, cell_likers, events.users)
     cells_per_user = np.bincount(user, minlength=events.users).astype(np.float64)
     total_rows = float(len(user))
