@@ -62,9 +62,9 @@ def lockstep_attack(
     rng = world.rng
     bots = {f"bot-{subnet}-{k}" for k in range(size)}
     for t in range(targets):
-        video = 1000 + t + hash(subnet) % 1000
+        video = 1000 + t + sum(map(ord, subnet)) % 1000
         start = T0 + rng.randrange(7 * DAY)
-        for bot in bots:
+        for bot in sorted(bots):
             world.like(
                 bot,
                 video,
@@ -87,10 +87,14 @@ def friends_group(world: World, *, size: int, shares: int) -> set[str]:
             if rng.random() < 0.8:
                 world.like(friend, video, start + rng.randrange(HOUR), f"d-{friend}", f"91.1.{k}.9")
         # and their own everyday likes
-    for friend in friends:
+    for k, friend in enumerate(sorted(friends)):
         for _ in range(rng.randrange(5, 30)):
             world.like(
-                friend, rng.randrange(400), T0 + rng.randrange(7 * DAY), f"d-{friend}", "91.1.1.9"
+                friend,
+                rng.randrange(400),
+                T0 + rng.randrange(7 * DAY),
+                f"d-{friend}",
+                f"91.1.{k}.9",
             )
     return friends
 
