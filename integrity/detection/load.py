@@ -47,27 +47,28 @@ def _likes_select(table: str, video_table: str) -> str:
 
 
 def _rows(cursor: Any, statement: str, params: dict[str, Any]) -> Iterator[np.ndarray]:
-    """The rows of a binary COPY, as structured arrays of at most CHUNK_ROWS rows."""
-    pending = b""
+    """The rows of a binary COPY, as structured arrays of about CHUNK_ROWS rows."""
+    pending = bytearray()
     header_done = False
+    limit = CHUNK_ROWS * _ROW.itemsize
     with cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT binary)", params) as copy:
         for block in copy:
-            pending += bytes(block)
+            pending += block  # amortised: a bytearray grows in place
             if not header_done:
                 if len(pending) < _HEADER:
                     continue
                 if not pending.startswith(_SIGNATURE):
                     raise ValueError("not a PostgreSQL binary COPY stream")
-                pending = pending[_HEADER:]
+                del pending[:_HEADER]
                 header_done = True
-            whole = len(pending) // _ROW.itemsize
-            if whole >= CHUNK_ROWS:
-                yield np.frombuffer(pending[: whole * _ROW.itemsize], dtype=_ROW)
-                pending = pending[whole * _ROW.itemsize :]
+            if len(pending) >= limit:
+                whole = len(pending) // _ROW.itemsize * _ROW.itemsize
+                yield np.frombuffer(bytes(pending[:whole]), dtype=_ROW)
+                del pending[:whole]
     # what is left: whole rows, then the 2-byte trailer (-1)
     whole = (len(pending) - 2) // _ROW.itemsize
     if whole > 0:
-        yield np.frombuffer(pending[: whole * _ROW.itemsize], dtype=_ROW)
+        yield np.frombuffer(bytes(pending[: whole * _ROW.itemsize]), dtype=_ROW)
 
 
 def _dense(values: Int) -> tuple[Int, Int]:
