@@ -33,9 +33,7 @@ def _hash(column: str) -> str:
 
 def _likes_select(table: str, video_table: str) -> str:
     ip = "host(l.ip)"
-    subnet = (
-        "host(network(set_masklen(l.ip, CASE WHEN family(l.ip) = 4 THEN 24 ELSE 48 END)))"
-    )
+    subnet = "host(network(set_masklen(l.ip, CASE WHEN family(l.ip) = 4 THEN 24 ELSE 48 END)))"
     return f"""
         SELECT l.user_id::int8, l.video_id::int8, v.creator_id::int8,
                (extract(epoch FROM l.created_at) * 1000000)::int8,
