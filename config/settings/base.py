@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "polls",
     "rewards",
     "analytics",
+    "integrity",
 ]
 
 MIDDLEWARE = [
