@@ -28,6 +28,7 @@ class SignalKind(models.TextChoices):
     FRESH_BURST = "fresh_burst", "Burst from fresh accounts"
     DEVICE_CLUSTER = "device_cluster", "Device cluster"
     NETWORK_CLUSTER = "network_cluster", "Network cluster"
+    THIN_HISTORY = "thin_history", "Accounts that exist for the group"
     REPORT = "report", "User report"
 
 

@@ -75,6 +75,9 @@ class Group:
     spread_s: float  # median time spread of the members' likes within a shared cell
     outside_share: float  # mean share of a member's cells outside the shared ones
     videos: Int = field(default_factory=lambda: np.zeros(0, np.int64))
+    # per member (aligned with `members`): the first and last of its likes in the shared cells
+    first_us: Int = field(default_factory=lambda: np.zeros(0, np.int64))
+    last_us: Int = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def _cells(events: Events) -> tuple[Int, Int, Int]:
@@ -248,6 +251,12 @@ def _judge(
         np.searchsorted(members, user[in_shared]), minlength=len(members)
     )
     outside = 1.0 - float(np.mean(per_member_shared / np.maximum(per_member, 1)))
+    shared_ts = events.ts[like[in_shared]]
+    member_of = np.searchsorted(members, user[in_shared])
+    first_us = np.full(len(members), np.iinfo(np.int64).max, dtype=np.int64)
+    last_us = np.full(len(members), np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(first_us, member_of, shared_ts)
+    np.maximum.at(last_us, member_of, shared_ts)
     totals = cells_per_user[members]
     outside_all = float(np.mean(1.0 - per_member_shared / np.maximum(totals, 1)))
     return Group(
@@ -259,6 +268,8 @@ def _judge(
         spread_s=spread,
         outside_share=max(outside, outside_all),
         videos=np.unique(events.video[like[in_shared]]).astype(np.int64),
+        first_us=first_us,
+        last_us=last_us,
     )
 
 
