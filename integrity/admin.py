@@ -18,12 +18,13 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from analytics.admin import CreatorCentreUserAdmin
 from engagement.admin import AppendOnlyAdmin
 from engagement.models import User
 from integrity.models import Case, CaseAccount, CaseDecision, CaseFlip, Signal, SignalKind
+from integrity.picture import case_dots, evidence_svg
 from integrity.services.cases import DecisionResult, case_confirm, case_dismiss
 
 NOTE_MAX_LENGTH = 2000
@@ -222,9 +223,24 @@ class CaseAdmin(admin.ModelAdmin):
         "decided_by",
         "auto_confirmed",
         "note",
+        "evidence_picture",
     )
     readonly_fields = fields
     inlines = [CaseAccountInline, SignalInline, CaseDecisionInline]
+
+    @admin.display(description="evidence")
+    def evidence_picture(self, case: Case) -> SafeString | str:
+        accounts, dots, left_out = case_dots(case)
+        if not dots:
+            return "No likes of the case's accounts in their spans."
+        pictures = [
+            evidence_svg(accounts, dots, key=key, start=case.span_start, end=case.span_end)
+            for key in ("device", "network")
+        ]
+        more = f"<p>… and {left_out} more accounts</p>" if left_out else ""
+        # the SVG is built from escaped text and numbers only (integrity.picture)
+        return mark_safe("<div>" + "<br>".join(pictures) + more + "</div>")
+
     show_full_result_count = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Case]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.test import Client
 
 from engagement.models import Like, Video
 from engagement.services.counters import video_counters_recount_many, video_counts
@@ -103,3 +104,23 @@ def test_a_pass_over_genuine_activity_only_opens_nothing() -> None:
     report = integrity_pass(window=timedelta(hours=6), now=NOW)
     assert report.ran and report.likes == len(rows) and report.opened == 0
     assert not Case.objects.exists()
+
+
+def test_the_case_page_draws_the_farm_s_likes_by_device_and_by_network() -> None:
+    _, targets, bots = _world()
+    integrity_pass(window=timedelta(hours=6), now=NOW)
+    case = Case.objects.get()
+    staff = StaffUserFactory.create()
+    client = Client()
+    client.force_login(staff)
+
+    page = client.get(f"/admin/integrity/case/{case.pk}/change/").content.decode()
+
+    # two pictures (by device, by network), one dot per like of the 15 accounts in their spans
+    assert page.count("aria-label=\"likes of the case's accounts") == 2
+    assert page.count('class="like"') == 2 * 75
+    # the case's videos drawn full; the farm's 3 shared devices and its one /24 have colours
+    assert 'fill="none"' not in page
+    assert "farm-0" in page and "farm-1" in page and "farm-2" in page
+    assert "45.8.1.0/24" in page
+    assert all(f"account {bot}<" in page for bot in bots)
