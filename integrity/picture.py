@@ -120,11 +120,11 @@ def evidence_svg(
         parts.append(f'<text x="4" y="{y + 9}">account {account}</text>')
         parts.append(f'<line x1="{LEFT}" y1="{y + 6}" x2="{WIDTH}" y2="{y + 6}" stroke="#eee"/>')
     for dot in dots:
-        index = row_of.get(dot.account)
-        if index is None:
+        row = row_of.get(dot.account)
+        if row is None:
             continue
         x = LEFT + (WIDTH - LEFT - 6) * (dot.at - start).total_seconds() / span
-        y = TOP + ROW * index + 6
+        y = TOP + ROW * row + 6
         colour = colours.get(getattr(dot, key), LONE)
         fill = colour if dot.target else "none"
         parts.append(

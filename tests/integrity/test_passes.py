@@ -107,7 +107,7 @@ def test_a_pass_over_genuine_activity_only_opens_nothing() -> None:
 
 
 def test_the_case_page_draws_the_farm_s_likes_by_device_and_by_network() -> None:
-    _, targets, bots = _world()
+    _, _, bots = _world()
     integrity_pass(window=timedelta(hours=6), now=NOW)
     case = Case.objects.get()
     staff = StaffUserFactory.create()
