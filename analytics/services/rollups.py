@@ -249,26 +249,25 @@ _STAGE = "analytics_rebuild_stage"
 
 @dataclass(frozen=True)
 class _Step:
-    """One table of the full rebuild: an `INSERT … SELECT … GROUP BY` over whole tables.
-
-    `indexes_deferred`: the table's indexes are built after its rows are in (one sort each;
-    the big tables). `staged`: the SELECT runs as `CREATE TEMPORARY TABLE AS`, which may use
-    parallel workers where an `INSERT … SELECT` may not — for aggregates whose groups are far
-    fewer than their rows (the fan side), so the temporary table is small."""
+    """One table of the full rebuild: one `INSERT … SELECT … GROUP BY` over whole tables
+    (`statement`), or (`staged_select`) a SELECT staged by `CREATE TEMPORARY TABLE AS`, which
+    may use parallel workers where an `INSERT … SELECT` may not, then inserted: for aggregates
+    whose groups are far fewer than their rows (the fan side), so the staged table is small.
+    `indexes_deferred`: the table's indexes are built after its rows are in (one sort each)."""
 
     name: str
-    statement: str
+    statement: str = ""
     table: str | None = None
     indexes_deferred: bool = False
-    staged: bool = False
+    staged_select: str = ""
+    columns: tuple[str, ...] = ()
 
     def statements(self) -> list[str]:
-        if not self.staged:
+        if not self.staged_select:
             return [self.statement]
-        head, select = self.statement.split("SELECT", 1)
-        columns = head[head.index("(") + 1 : head.rindex(")")]
+        columns = ", ".join(self.columns)
         return [
-            f"CREATE TEMPORARY TABLE {_STAGE} ON COMMIT DROP AS SELECT {select}",
+            f"CREATE TEMPORARY TABLE {_STAGE} ON COMMIT DROP AS {self.staged_select}",
             f"INSERT INTO {self.table} ({columns}) SELECT {columns} FROM {_STAGE}",
             f"DROP TABLE {_STAGE}",
         ]
@@ -284,17 +283,17 @@ _STEPS: tuple[_Step, ...] = (
     _Step("first hours", sql.FIRST_HOURS_RECOUNT_ALL),
     _Step(
         "fan buckets",
-        sql.FAN_BUCKETS_INSERT_ALL,
-        sql.CREATOR_FAN_BUCKET,
+        table=sql.CREATOR_FAN_BUCKET,
         indexes_deferred=True,
-        staged=True,
+        staged_select=sql.FAN_BUCKETS_SELECT_ALL,
+        columns=sql.FAN_BUCKETS_COLUMNS,
     ),
     _Step(
         "hashtag days",
-        sql.HASHTAG_DAYS_INSERT_ALL,
-        sql.CREATOR_HASHTAG_DAY,
+        table=sql.CREATOR_HASHTAG_DAY,
         indexes_deferred=True,
-        staged=True,
+        staged_select=sql.HASHTAG_DAYS_SELECT_ALL,
+        columns=sql.HASHTAG_DAYS_COLUMNS,
     ),
 )
 # A rebuild hashes whole tables: room for its aggregates in memory (this transaction only; the

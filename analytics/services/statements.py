@@ -646,8 +646,8 @@ FIRST_HOURS_RECOUNT_ALL = _first_hours("true")
 _ACTIVITY_ROWS = " UNION ALL ".join(
     f"SELECT user_id, created_at FROM {table} WHERE counted" for table in _ACTIVITY
 )
-FAN_BUCKETS_INSERT_ALL = f"""
-    INSERT INTO {CREATOR_FAN_BUCKET} (creator_id, bucket, events)
+FAN_BUCKETS_COLUMNS = ("creator_id", "bucket", "events")
+FAN_BUCKETS_SELECT_ALL = f"""
     SELECT fl.creator_id, {bucket_of("x.created_at")} AS bucket, count(*) AS events
     FROM ({_ACTIVITY_ROWS}) x
     JOIN {FAN_LINK} fl ON fl.user_id = x.user_id
@@ -655,8 +655,8 @@ FAN_BUCKETS_INSERT_ALL = f"""
     ORDER BY 1, 2
 """
 
-HASHTAG_DAYS_INSERT_ALL = f"""
-    INSERT INTO {CREATOR_HASHTAG_DAY} (creator_id, day, hashtag_id, plays, likes)
+HASHTAG_DAYS_COLUMNS = ("creator_id", "day", "hashtag_id", "plays", "likes")
+HASHTAG_DAYS_SELECT_ALL = f"""
     SELECT fl.creator_id, {day_of("x.created_at")} AS day, vh.hashtag_id,
            sum(x.play) AS plays, sum(1 - x.play) AS likes
     FROM (SELECT user_id, video_id, created_at, 1 AS play FROM {PLAY} WHERE counted
