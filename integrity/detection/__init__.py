@@ -18,8 +18,10 @@ import numpy as np
 from integrity.detection.events import Events, events_from_columns
 from integrity.detection.signals import (
     Group,
+    Rows,
     group_concentration,
     lockstep,
+    shared_values,
     velocity,
 )
 
@@ -72,17 +74,25 @@ def findings(events: Events) -> list[Finding]:
     if len(events) == 0:
         return []
     fast = velocity(events)[60]
+    groups = [group for group in lockstep(events) if group.lift >= MIN_LIFT]
+    if not groups:
+        return []
+    rows = Rows.of(events)
+    device_sharers = shared_values(events, events.device)
+    network_sharers = shared_values(events, events.networks)
     found: list[Finding] = []
-    for group in lockstep(events):
-        if group.lift < MIN_LIFT:
-            continue
+    for group in groups:
         evidence: dict[str, float] = {
             "lockstep": min(1.0, group.participation * min(group.shared_cells, 10) / 10)
         }
-        device = group_concentration(events, group, events.device, DEVICE_CROWD)
+        device = group_concentration(
+            events, group, events.device, device_sharers, rows, DEVICE_CROWD
+        )
         if device >= CONCENTRATION:
             evidence["device_cluster"] = device
-        network = group_concentration(events, group, events.networks, NETWORK_CROWD)
+        network = group_concentration(
+            events, group, events.networks, network_sharers, rows, NETWORK_CROWD
+        )
         if network >= CONCENTRATION:
             evidence["network_cluster"] = network
         if group.outside_share <= HISTORY_OUTSIDE:
