@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "polls",
     "rewards",
     "analytics",
+    "config.integrity_app.IntegrityBenchConfig",  # integrity-cases brings integrity/apps.py
 ]
 
 MIDDLEWARE = [
