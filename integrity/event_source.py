@@ -31,7 +31,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
-from django.db import connections
+import psycopg
+from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg import pq, sql
 
 from engagement.models import Like, User, Video
@@ -42,7 +43,8 @@ COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 COPY_HEADER_BYTES = 19
 FIELDS = ("user", "video", "creator", "ts", "device", "ip")
 ROW_DTYPE = np.dtype(
-    [("count", ">i2")] + [item for name in FIELDS for item in ((f"{name}_length", ">i4"), (name, ">i8"))]
+    [("count", ">i2")]
+    + [item for name in FIELDS for item in ((f"{name}_length", ">i4"), (name, ">i8"))]
 )
 BLOCK_BYTES = 16 << 20
 # timestamptz travels as microseconds since 2000-01-01 UTC
@@ -57,6 +59,11 @@ COPY (
     FROM {like} AS l JOIN {video} AS v ON v.id = l.video_id
     WHERE l.created_at >= {since} AND l.created_at < {until}
 ) TO STDOUT (FORMAT binary)
+"""
+
+
+LIKES_COUNT = """
+SELECT count(*) FROM {like} AS l WHERE l.created_at >= {since} AND l.created_at < {until}
 """
 
 
@@ -81,23 +88,45 @@ class LikeColumns:
         return len(self.ts)
 
 
-def _dense(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(codes 0..n-1 in value order, the distinct values); NO_VALUE stays NO_VALUE."""
-    known = values != NO_VALUE
-    if known.all():
-        if len(values) and values.min() >= 0 and values.max() < 4 * len(values) + 1024:
-            # small non-negative ids (database ids): a lookup table instead of a sort
-            present = np.zeros(int(values.max()) + 1, dtype=bool)
-            present[values] = True
-            distinct = np.flatnonzero(present)
-            lookup = np.cumsum(present) - 1
-            return lookup[values], distinct
-        distinct, codes = np.unique(values, return_inverse=True)
-        return codes.astype(np.int64), distinct
-    codes = np.full(len(values), NO_VALUE, dtype=np.int64)
-    sub_codes, distinct = _dense(values[known])
-    codes[known] = sub_codes
-    return codes, distinct
+def _dense(values: np.ndarray) -> np.ndarray:
+    """Codes 0..n-1 in value order, written over `values`; the distinct values are returned.
+    NO_VALUE stays NO_VALUE. Small non-negative ids (database ids) go through a lookup table,
+    anything else (hashes) through the distinct values and a binary search: neither sorts the
+    column, and neither holds more than one extra column at a time."""
+    if not len(values):
+        return np.empty(0, dtype=np.int64)
+    unknown = values == NO_VALUE
+    low = int(values[~unknown].min()) if not unknown.all() else 0
+    high = int(values.max())
+    if low >= 0 and high < 4 * len(values) + 1024:
+        present = np.zeros(high + 1, dtype=bool)
+        present[values[~unknown] if unknown.any() else values] = True
+        distinct = np.flatnonzero(present)
+        lookup = np.cumsum(present) - 1
+        values[:] = lookup[np.maximum(values, 0)]
+    else:
+        distinct = np.unique(values)
+        distinct = distinct[distinct != NO_VALUE] if unknown.any() else distinct
+        values[:] = np.searchsorted(distinct, values)
+    values[unknown] = NO_VALUE
+    return distinct
+
+
+def _rows_parse(block: Any, columns: dict[str, np.ndarray], at: int) -> int:
+    """Parse whole rows into the columns from position `at`; how many there were."""
+    rows = np.frombuffer(block, dtype=ROW_DTYPE)
+    if len(rows) and not (
+        (rows["count"] == len(FIELDS)).all()
+        and all((rows[f"{name}_length"] == 8).all() for name in FIELDS)
+    ):
+        raise CopyFormatError("unexpected row layout in the binary COPY (a NULL or a wider type)")
+    end = at + len(rows)
+    if end > len(columns["ts"]):  # rows committed between the count and the COPY
+        for name in FIELDS:
+            columns[name] = np.resize(columns[name], max(end, len(columns[name]) * 5 // 4))
+    for name in FIELDS:
+        columns[name][at:end] = rows[name]
+    return len(rows)
 
 
 def _copy_out_blocks(raw: Any, query: bytes) -> Iterator[bytes]:
@@ -134,44 +163,39 @@ def _copy_out_blocks(raw: Any, query: bytes) -> Iterator[bytes]:
         raise CopyFormatError(f"COPY TO STDOUT failed: {failure or pgconn.error_message.decode()}")
 
 
-def _rows_parse(block: Any, columns: dict[str, list[np.ndarray]]) -> None:
-    rows = np.frombuffer(block, dtype=ROW_DTYPE)
-    if len(rows) and not (
-        (rows["count"] == len(FIELDS)).all()
-        and all((rows[f"{name}_length"] == 8).all() for name in FIELDS)
-    ):
-        raise CopyFormatError("unexpected row layout in the binary COPY (a NULL or a wider type)")
-    for name in FIELDS:
-        columns[name].append(rows[name].astype(np.int64))
-
-
 def like_columns_read(
     *,
-    using: str = "default",
+    connection: psycopg.Connection[Any] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     user_label: Literal["pk", "username"] = "pk",
     progress: Any = None,
     timings: dict[str, float] | None = None,
 ) -> LikeColumns:
-    """The likes made in [since, until) (all, by default), read with one binary COPY."""
-    statement = sql.SQL(LIKES_COPY).format(
-        no_value=sql.Literal(NO_VALUE),
-        like=sql.Identifier(Like._meta.db_table),
-        video=sql.Identifier(Video._meta.db_table),
-        since=sql.Literal(since) if since else sql.SQL("'-infinity'::timestamptz"),
-        until=sql.Literal(until) if until else sql.SQL("'infinity'::timestamptz"),
-    )
+    """The likes made in [since, until) (all, by default), read with one binary COPY on
+    `connection` (a psycopg connection; by default Django's to the default database, in its
+    transaction if one is open)."""
+    names = {
+        "no_value": sql.Literal(NO_VALUE),
+        "like": sql.Identifier(Like._meta.db_table),
+        "video": sql.Identifier(Video._meta.db_table),
+        "since": sql.Literal(since) if since else sql.SQL("'-infinity'::timestamptz"),
+        "until": sql.Literal(until) if until else sql.SQL("'infinity'::timestamptz"),
+    }
     started = time.perf_counter()
     timings = timings if timings is not None else {}
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in FIELDS}
-    connection = connections[using]
-    connection.ensure_connection()
-    query = statement.as_bytes(connection.connection)
+    if connection is None:
+        connections[DEFAULT_DB_ALIAS].ensure_connection()
+        connection = connections[DEFAULT_DB_ALIAS].connection
+    raw = connection
+    with raw.cursor() as cursor:
+        cursor.execute(sql.SQL(LIKES_COUNT).format(**names))
+        (expected,) = cursor.fetchone() or (0,)
+    columns = {name: np.empty(expected, dtype=np.int64) for name in FIELDS}
     pending = b""
     header_seen = False
     rows_read = 0
-    for block in _copy_out_blocks(connection.connection, query):
+    for block in _copy_out_blocks(raw, sql.SQL(LIKES_COPY).format(**names).as_bytes(raw)):
         data = memoryview(pending + block if pending else block)
         if not header_seen:
             if bytes(data[: len(COPY_SIGNATURE)]) != COPY_SIGNATURE:
@@ -179,51 +203,34 @@ def like_columns_read(
             data = data[COPY_HEADER_BYTES:]
             header_seen = True
         whole = len(data) // ROW_DTYPE.itemsize * ROW_DTYPE.itemsize
-        _rows_parse(data[:whole], columns)
+        rows_read += _rows_parse(data[:whole], columns, rows_read)
         pending = bytes(data[whole:])
-        rows_read += whole // ROW_DTYPE.itemsize
         if progress:
             progress(rows_read)
     if not header_seen or pending != b"\xff\xff":
         raise CopyFormatError("truncated binary COPY stream")
+    if rows_read < len(columns["ts"]):  # rows deleted between the count and the COPY
+        columns = {name: column[:rows_read].copy() for name, column in columns.items()}
     timings["copy"] = time.perf_counter() - started
     started = time.perf_counter()
 
-    merged: dict[str, np.ndarray] = {}
-    for name in FIELDS:
-        merged[name] = (
-            np.concatenate(columns[name]) if columns[name] else np.empty(0, dtype=np.int64)
-        )
-        columns[name].clear()
-    merged["ts"] += POSTGRES_EPOCH_US
+    columns["ts"] += POSTGRES_EPOCH_US
     # ties in time keep the order the table gives (the order of loading, for a scratch table)
-    order = np.argsort(merged["ts"], kind="stable")
-    for name in ("user", "video", "creator", "ts", "device", "ip"):
-        merged[name] = merged[name][order]
+    order = np.argsort(columns["ts"], kind="stable")
+    for name in FIELDS:
+        columns[name][:] = columns[name][order]
     del order
-
-    user, user_pk = _dense(merged.pop("user"))
-    video, _ = _dense(merged.pop("video"))
-    creator, _ = _dense(merged.pop("creator"))
-    device, _ = _dense(merged.pop("device"))
-    ip, _ = _dense(merged.pop("ip"))
+    user_pk = _dense(columns["user"])
+    for name in ("video", "creator", "device", "ip"):
+        _dense(columns[name])
     timings["order_and_code"] = time.perf_counter() - started
     started = time.perf_counter()
-    user_ids = _user_labels(using, user_pk, user_label)
+    user_ids = _user_labels(raw, user_pk, user_label)
     timings["user_ids"] = time.perf_counter() - started
-    return LikeColumns(
-        user=user,
-        video=video,
-        creator=creator,
-        ts=merged["ts"],
-        device=device,
-        ip=ip,
-        user_pk=user_pk,
-        user_ids=user_ids,
-    )
+    return LikeColumns(**columns, user_pk=user_pk, user_ids=user_ids)
 
 
-def _user_labels(using: str, user_pk: np.ndarray, user_label: str) -> np.ndarray:
+def _user_labels(raw: Any, user_pk: np.ndarray, user_label: str) -> np.ndarray:
     labels = np.empty(len(user_pk), dtype=object)
     if user_label == "pk" or not len(user_pk):
         labels[:] = [str(pk) for pk in user_pk.tolist()]
@@ -239,9 +246,7 @@ def _user_labels(using: str, user_pk: np.ndarray, user_label: str) -> np.ndarray
     )
     pks: list[int] = []
     names: list[str] = []
-    connection = connections[using]
-    connection.ensure_connection()
-    with connection.connection.cursor() as cursor, cursor.copy(statement) as copy:
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
         for pk, name in copy.rows():
             pks.append(int(pk))
             names.append(name)
@@ -264,8 +269,7 @@ def detection_engine() -> tuple[Any, Any]:
         if error.name is not None and not error.name.startswith("integrity"):
             raise  # the engine is there but something it needs is not: say so as it is
         raise EngineUnavailable(
-            "detection engine not available (integrity.detection cannot be imported: "
-            f"{error})"
+            f"detection engine not available (integrity.detection cannot be imported: {error})"
         ) from error
     return Events, detect
 

@@ -67,14 +67,16 @@ class Attacks:
         out = []
         for i in range(self.groups):
             low, high = BANDS[i % len(BANDS)]
-            out.append(int(round(np.exp(self.r.uniform(np.log(low), np.log(high + 0.49))))))
+            out.append(round(np.exp(self.r.uniform(np.log(low), np.log(high + 0.49)))))
         return out
 
     def job_time(self, margin_days: float = 1.0) -> int:
         return int(self.r.uniform(margin_days * DAY_US, self.horizon - margin_days * DAY_US))
 
     # --- planting ---
-    def add(self, family: str, group: str, members: np.ndarray, events: Events, **truth: Any) -> None:
+    def add(
+        self, family: str, group: str, members: np.ndarray, events: Events, **truth: Any
+    ) -> None:
         self.parts.append(events)
         for m in members.tolist():
             self.truth.setdefault(m, Truth(family, group, len(members), **truth))
@@ -112,10 +114,14 @@ class Attacks:
                 take[:2] = True
             k = int(take.sum())
             ts = t0 + (self.r.random(k) * window_us).astype(np.int64)
-            parts.append(events_of(members[take], np.full(k, video), ts, device[take], ip[take], True))
+            parts.append(
+                events_of(members[take], np.full(k, video), ts, device[take], ip[take], True)
+            )
         return Events.concat(parts)
 
-    def camouflage_likes(self, members: np.ndarray, per_member: np.ndarray, device: np.ndarray, ip: np.ndarray) -> Events:
+    def camouflage_likes(
+        self, members: np.ndarray, per_member: np.ndarray, device: np.ndarray, ip: np.ndarray
+    ) -> Events:
         """Likes on what is popular at random moments (to look like everybody else)."""
         who = np.repeat(np.arange(len(members)), per_member)
         ts = times_by_rhythm(self.r, len(who), self.days, np.zeros(len(who), dtype=np.int64))
@@ -150,7 +156,9 @@ class Attacks:
                 device=device,
                 ip=ip,
             )
-            cover = self.camouflage_likes(members, self.r.integers(n_jobs, 2 * n_jobs + 1, n), device, ip)
+            cover = self.camouflage_likes(
+                members, self.r.integers(n_jobs, 2 * n_jobs + 1, n), device, ip
+            )
             self.add("camouflage", f"camouflage-{i}", members, Events.concat([ev, cover]))
 
     def hijacked(self) -> None:
@@ -205,7 +213,10 @@ class Attacks:
             )
             ev.ip = carrier[self.r.integers(0, len(carrier), len(ev))]  # mobile proxies
             cover = self.camouflage_likes(
-                members, self.r.integers(3, 11, n), device, carrier[self.r.integers(0, len(carrier), n)]
+                members,
+                self.r.integers(3, 11, n),
+                device,
+                carrier[self.r.integers(0, len(carrier), n)],
             )
             self.add("slow_drip", f"slow_drip-{i}", members, Events.concat([ev, cover]))
 
@@ -220,7 +231,9 @@ class Attacks:
             video = self.g.videos.recent(self.r, t0, 3 * DAY_US)
             ts = t0 + (self.r.random(k) * self.r.uniform(5, 30) * MINUTE_US).astype(np.int64)
             # a spoofed device and a proxy address on every like
-            parts.append(events_of(members, np.full(k, video), ts, self.devices(k), self.proxy_ips(k), True))
+            parts.append(
+                events_of(members, np.full(k, video), ts, self.devices(k), self.proxy_ips(k), True)
+            )
             for m in members.tolist():
                 if m not in served:
                     served[m] = i
@@ -231,7 +244,14 @@ class Attacks:
         who = np.repeat(used, per)
         ts = (self.r.random(len(who)) * self.horizon).astype(np.int64)
         parts.append(
-            events_of(who, np.full(len(who), UNCHOSEN), ts, self.devices(len(who)), self.proxy_ips(len(who)), True)
+            events_of(
+                who,
+                np.full(len(who), UNCHOSEN),
+                ts,
+                self.devices(len(who)),
+                self.proxy_ips(len(who)),
+                True,
+            )
         )
         self.parts.append(Events.concat(parts))
 
@@ -276,10 +296,13 @@ class Attacks:
         pair = events.user[order].astype(np.int64) * len(self.g.video_ids) + events.video[order]
         keep = np.concatenate([[True], pair[1:] != pair[:-1]])
         # only a hijacked account can like what its owner liked
-        hijacked = np.array([u for u, t in self.truth.items() if t.family == "hijacked"], dtype=np.int64)
+        hijacked = np.array(
+            [u for u, t in self.truth.items() if t.family == "hijacked"], dtype=np.int64
+        )
         owners = np.isin(self.g.events.user, hijacked, kind="table")
         genuine_pairs = (
-            self.g.events.user[owners].astype(np.int64) * len(self.g.video_ids) + self.g.events.video[owners]
+            self.g.events.user[owners].astype(np.int64) * len(self.g.video_ids)
+            + self.g.events.video[owners]
         )
         keep &= ~np.isin(pair, genuine_pairs)
         return events.take(np.sort(order[keep]))

@@ -59,6 +59,7 @@ __all__ = [
 
 CHUNK_LINES = 1_000_000
 
+
 # ---------------------------------------------------------------------------------------------
 # Entry points
 # ---------------------------------------------------------------------------------------------
@@ -67,13 +68,20 @@ def groups_per_family_default(likes: int) -> int:
 
 
 def world_generate(
-    *, seed: int, likes: int, days: int = 28, clean: bool = False, groups_per_family: int | None = None
+    *,
+    seed: int,
+    likes: int,
+    days: int = 28,
+    clean: bool = False,
+    groups_per_family: int | None = None,
 ) -> World:
     genuine = genuine_generate(seed, likes, days)
     user_ids, device_ids = genuine.user_ids, genuine.device_ids
     events, truth = genuine.events, {}
     if not clean:
-        attacks = Attacks(seed, genuine, days, groups_per_family or groups_per_family_default(likes))
+        attacks = Attacks(
+            seed, genuine, days, groups_per_family or groups_per_family_default(likes)
+        )
         attack_events = attacks.build()
         truth = attacks.truth
         user_ids = np.concatenate([user_ids, *attacks.new_user_ids])
@@ -157,7 +165,9 @@ def world_write(world: World, events_path: Path, truth_path: Path | None = None)
             rec["user"] = world.user_ids[user]
             rec["video"] = world.video_ids[video]
             rec["creator"] = world.user_ids[world.video_creator[video]]
-            rec["ts"] = np.datetime_as_string(ev.ts[part].astype("datetime64[us]"), unit="us").astype("S26")
+            rec["ts"] = np.datetime_as_string(
+                ev.ts[part].astype("datetime64[us]"), unit="us"
+            ).astype("S26")
             rec["device"] = world.device_ids[ev.device[part]]
             rec["ip"] = world.ips[ev.ip[part]]
             rec["c1"] = rec["c2"] = rec["c3"] = rec["c5"] = b","
@@ -177,7 +187,14 @@ def world_write(world: World, events_path: Path, truth_path: Path | None = None)
                 writer.writerow([user_id, GENUINE, "", "", "", ""])
             else:
                 writer.writerow(
-                    [user_id, t.family, t.group, t.group_size, _iso(t.span_start_us), _iso(t.span_end_us)]
+                    [
+                        user_id,
+                        t.family,
+                        t.group,
+                        t.group_size,
+                        _iso(t.span_start_us),
+                        _iso(t.span_end_us),
+                    ]
                 )
 
 
@@ -196,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     world_write(world, args.out, args.truth)
     print(
         json.dumps(
-            {**world.counts, "generate_s": round(built - started, 1), "write_s": round(time.perf_counter() - built, 1)}
+            {
+                **world.counts,
+                "generate_s": round(built - started, 1),
+                "write_s": round(time.perf_counter() - built, 1),
+            }
         ),
         file=sys.stderr,
     )

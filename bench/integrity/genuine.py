@@ -24,6 +24,7 @@ from bench.integrity.world import (
     times_by_rhythm,
 )
 
+
 # ---------------------------------------------------------------------------------------------
 # The genuine background
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +100,8 @@ def genuine_generate(seed: int, likes: int, days: int) -> Genuine:
     hosts = rn.integers(0, 2**16, (int(home_v6.sum()), 2))
     home_ip[home_v6] = ips.add(
         [
-            f"2a02:{(p >> 16) & 0xFFFF:x}:{p & 0xFFFF:x}:{(p * 7) & 0xFFFF:x}::{h1:x}:{h2:x}".encode()
+            f"2a02:{(p >> 16) & 0xFFFF:x}:{p & 0xFFFF:x}:{(p * 7) & 0xFFFF:x}"
+            f"::{h1:x}:{h2:x}".encode()
             for p, (h1, h2) in zip(prefixes.tolist(), hosts.tolist(), strict=True)
         ]
     )
@@ -115,13 +117,16 @@ def genuine_generate(seed: int, likes: int, days: int) -> Genuine:
     carrier_of = rn.choice(n_carriers, n_users, p=[0.4, 0.3, 0.2, 0.1])
     pool = max(30, n_users // 600)
     carrier_ips = [
-        ips.add_v4(public_v4(rn, pool, np.array([37 + 10 * c, 92 + c, 178 + c]))) for c in range(n_carriers)
+        ips.add_v4(public_v4(rn, pool, np.array([37 + 10 * c, 92 + c, 178 + c])))
+        for c in range(n_carriers)
     ]
     # VPN users go out through a few providers' exits (in hosting blocks).
     vpn_user = rn.random(n_users) < 0.06
     vpn_exits = ips.add_v4(hosting_v4(rn, 120))
 
-    def context(users: np.ndarray, ts: np.ndarray, r: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def context(
+        users: np.ndarray, ts: np.ndarray, r: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Device and address of each (user, moment): home, office, mobile or VPN."""
         n = len(users)
         hour, weekday = local_hour_weekday(ts, tz_us[users])
@@ -140,7 +145,9 @@ def genuine_generate(seed: int, likes: int, days: int) -> Genuine:
             m = mobile & (carrier_of[users] == c)
             ip[m] = carrier_ips[c][r.integers(0, pool, int(m.sum()))]
         # the first device most of the time; the household tablet at home now and then
-        which = np.where(r.random(n) < 0.6, 0, (r.random(n) * devices_per_user[users]).astype(np.int64))
+        which = np.where(
+            r.random(n) < 0.6, 0, (r.random(n) * devices_per_user[users]).astype(np.int64)
+        )
         device = (1 + device_offsets[users] + which).astype(np.int32)
         tablet = tablet_device[household_of[users]]
         on_tablet = home & (tablet >= 0) & (r.random(n) < 0.2)
@@ -158,27 +165,41 @@ def genuine_generate(seed: int, likes: int, days: int) -> Genuine:
     first_session = np.concatenate([[0], np.cumsum(sessions)[:-1]])
     like_user = np.repeat(active, session_likes[active]).astype(np.int32)
     position = np.repeat(np.arange(len(active)), session_likes[active])
-    like_session = first_session[position] + (rl.random(len(like_user)) * sessions[position]).astype(np.int64)
-    like_ts = session_start[like_session] + (rl.random(len(like_user)) * session_length[like_session]).astype(np.int64)
+    like_session = first_session[position] + (
+        rl.random(len(like_user)) * sessions[position]
+    ).astype(np.int64)
+    like_ts = session_start[like_session] + (
+        rl.random(len(like_user)) * session_length[like_session]
+    ).astype(np.int64)
     like_ts = np.minimum(like_ts, horizon - 1)
 
     # What they like: a creator they follow (a recent video of theirs), else what is popular.
     like_video = videos.sample(rl, like_ts)
     fan = rl.random(len(like_user)) < 0.3
     fan_users = like_user[fan]
-    pick = follow_offsets[fan_users] + (rl.random(len(fan_users)) * follows[fan_users]).astype(np.int64)
+    pick = follow_offsets[fan_users] + (rl.random(len(fan_users)) * follows[fan_users]).astype(
+        np.int64
+    )
     fan_creator = followed[pick].astype(np.int64)
     video_key = video_creator_index.astype(np.int64) * (1 << 42) + (published + 10 * DAY_US)
     by_key = np.argsort(video_key, kind="stable")
     sorted_key = video_key[by_key]
-    position = np.searchsorted(sorted_key, fan_creator * (1 << 42) + like_ts[fan] + 10 * DAY_US, "right") - 1
+    position = (
+        np.searchsorted(sorted_key, fan_creator * (1 << 42) + like_ts[fan] + 10 * DAY_US, "right")
+        - 1
+    )
     position -= np.minimum(rl.geometric(0.6, len(position)) - 1, 4)
     ok = position >= 0
     ok[ok] = video_creator_index[by_key[position[ok]]] == fan_creator[ok]
     fan_index = np.flatnonzero(fan)
     like_video[fan_index[ok]] = by_key[position[ok]]
     session_events = events_of(
-        like_user, like_video, like_ts, session_device[like_session], session_ip[like_session], False
+        like_user,
+        like_video,
+        like_ts,
+        session_device[like_session],
+        session_ip[like_session],
+        False,
     )
 
     # Group chats of friends: someone shares a video, others like it within the hour.
@@ -188,7 +209,10 @@ def genuine_generate(seed: int, likes: int, days: int) -> Genuine:
     chat_offsets = np.concatenate([[0], np.cumsum(chat_size)])
     shares_per_chat = rc.poisson(days * rc.lognormal(np.log(0.12), 0.7, n_chats))
     share_chat = np.repeat(np.arange(n_chats), shares_per_chat)
-    sharer = chat_members[chat_offsets[share_chat] + (rc.random(len(share_chat)) * chat_size[share_chat]).astype(np.int64)]
+    sharer = chat_members[
+        chat_offsets[share_chat]
+        + (rc.random(len(share_chat)) * chat_size[share_chat]).astype(np.int64)
+    ]
     share_ts = times_by_rhythm(rc, len(share_chat), days, tz_us[sharer])
     share_video = videos.sample(rc, share_ts)
     take_part = rc.beta(3, 3, n_chats)

@@ -167,7 +167,11 @@ def result_print(result: dict[str, Any]) -> None:
         "  evaluate: "
         + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items())
         + f"; wall {result['evaluate_wall_s']} s, peak {result['evaluate_peak_rss_mb']} MB"
-        + (f"; FAILED (exit {result['exit_code']}): {result.get('error')}" if result["exit_code"] else "")
+        + (
+            f"; FAILED (exit {result['exit_code']}): {result.get('error')}"
+            if result["exit_code"]
+            else ""
+        )
     )
     s = result.get("score")
     if s is None:
@@ -178,8 +182,14 @@ def result_print(result: dict[str, Any]) -> None:
         f"{s['false_positives']} = {_fmt(s['genuine_flagged_per_million'], 2)} per million"
     )
     if s["families"] or s["bands"]:
-        print(f"  {'family / band':<16}{'accounts':>9}{'flagged':>9}{'precision':>11}{'recall':>9}{'F1':>8}")
-        for name, row in [*s["families"].items(), *(("size " + k, v) for k, v in s["bands"].items())]:
+        print(
+            f"  {'family / band':<16}{'accounts':>9}{'flagged':>9}{'precision':>11}"
+            f"{'recall':>9}{'F1':>8}"
+        )
+        for name, row in [
+            *s["families"].items(),
+            *(("size " + k, v) for k, v in s["bands"].items()),
+        ]:
             print(
                 f"  {name:<16}{row['accounts']:>9}{row['flagged']:>9}{_fmt(row['precision']):>11}"
                 f"{_fmt(row['recall']):>9}{_fmt(row['f1']):>8}"
@@ -187,8 +197,12 @@ def result_print(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.integrity", description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=list(TUNING_SEEDS))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.integrity", description=(__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument(
+        "--seeds", type=lambda s: [int(x) for x in s.split(",")], default=list(TUNING_SEEDS)
+    )
     parser.add_argument("--held-out", type=int, default=HELD_OUT_SEED)
     parser.add_argument("--quick", action="store_true", help="one tuning seed at 1M, no 10M")
     parser.add_argument("--no-large", action="store_true", help="skip the 10M runs")
@@ -219,7 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for seed, likes, clean in plan:
             result = case_run(
-                seed=seed, likes=likes, clean=clean, workdir=args.workdir, detect=detect, keep=args.keep
+                seed=seed,
+                likes=likes,
+                clean=clean,
+                workdir=args.workdir,
+                detect=detect,
+                keep=args.keep,
             )
             result["targets"] = targets_check(result)
             results.append(result)
@@ -244,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"\n==> wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    print(
+        f"\n==> wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"
+    )
     if not detect:
         print("==> detection unavailable: no detection figures (exit 2)")
         return 2

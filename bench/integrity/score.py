@@ -111,9 +111,7 @@ def score(truth: dict[str, AccountTruth], flagged: set[str]) -> dict[str, Any]:
         "recall": recall,
         "f1": _f1(precision, recall),
         "macro_recall": sum(family_recalls) / len(family_recalls) if family_recalls else None,
-        "genuine_flagged_per_million": (
-            len(false_positives) / genuine * 1e6 if genuine else None
-        ),
+        "genuine_flagged_per_million": (len(false_positives) / genuine * 1e6 if genuine else None),
         "families": families,
         "bands": {
             f"{low}-{high}": row(by_band[f"{low}-{high}"])

@@ -116,7 +116,9 @@ class World:
 # ---------------------------------------------------------------------------------------------
 # Tables of opaque identifiers
 # ---------------------------------------------------------------------------------------------
-def hex_ids(rng: np.random.Generator, n: int, width: int, taken: set[bytes] | None = None) -> np.ndarray:
+def hex_ids(
+    rng: np.random.Generator, n: int, width: int, taken: set[bytes] | None = None
+) -> np.ndarray:
     """n distinct random lowercase hex strings of `width` characters (none in `taken`)."""
     out: list[bytes] = []
     taken = taken or set()
@@ -167,7 +169,9 @@ class IpTable:
         return self.add(ipv4_strings(values))
 
 
-def public_v4(rng: np.random.Generator, n: int, first_octets: np.ndarray | None = None) -> np.ndarray:
+def public_v4(
+    rng: np.random.Generator, n: int, first_octets: np.ndarray | None = None
+) -> np.ndarray:
     """Random public-looking IPv4 addresses (as integers), optionally within given /8s."""
     if first_octets is None:
         first_octets = np.array(
@@ -250,8 +254,8 @@ class Videos:
 
     def recent(self, rng: np.random.Generator, at_us: int, within_us: int) -> int:
         """A video published in the `within_us` before `at_us` (at least 10 minutes before)."""
-        lo = np.searchsorted(self.published_sorted, at_us - within_us)
-        hi = np.searchsorted(self.published_sorted, at_us - 10 * MINUTE_US)
+        lo = int(np.searchsorted(self.published_sorted, at_us - within_us))
+        hi = int(np.searchsorted(self.published_sorted, at_us - 10 * MINUTE_US))
         if hi <= lo:
             lo = max(0, hi - 50)
         return int(self.by_published[rng.integers(lo, hi)])

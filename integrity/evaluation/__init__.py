@@ -25,12 +25,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from integrity.evaluation.csv_check import MalformedEvents, events_csv_check
-from integrity.evaluation.scratch import ScratchDatabase
+from integrity.evaluation.scratch import ScratchDatabase, ScratchError
 from integrity.event_source import (
     EngineUnavailable,
     detection_engine,
@@ -38,10 +39,18 @@ from integrity.event_source import (
     like_columns_read,
 )
 
-__all__ = ["EngineUnavailable", "EvaluationError", "MalformedEvents", "evaluate"]
+__all__ = ["EngineUnavailable", "EvaluationError", "MalformedEvents", "ScratchError", "evaluate"]
 
 FLAGGED_HEADER = ["user_id", "score", "signals"]
 SIGNAL_SEPARATOR = "|"
+
+
+class Stream(Protocol):
+    """Where progress goes (a text file, or a management command's stderr)."""
+
+    def write(self, text: str, /) -> Any: ...
+
+    def flush(self) -> Any: ...
 
 
 class EvaluationError(RuntimeError):
@@ -49,7 +58,7 @@ class EvaluationError(RuntimeError):
 
 
 class Progress:
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: Stream) -> None:
         self.stream = stream
         self.phases: dict[str, float] = {}
         self.started = time.perf_counter()
@@ -120,7 +129,7 @@ def evaluate(
     *,
     events_path: Path,
     out_path: Path | None,
-    stderr: TextIO,
+    stderr: Stream,
     load_only: bool = False,
     base_alias: str = "default",
 ) -> dict[str, Any]:
@@ -149,7 +158,8 @@ def evaluate(
         )
         progress.say(
             f"check: {checked.likes:,} likes, {len(checked.account_ids):,} accounts, "
-            f"{len(checked.video_ids):,} videos: the file is well-formed ({progress.since('check')})"
+            f"{len(checked.video_ids):,} videos: the file is well-formed "
+            f"({progress.since('check')})"
         )
         try:
             engine = None if load_only else detection_engine()
@@ -168,20 +178,27 @@ def evaluate(
                 with progress.phase("create"):
                     scratch.create()
                     scratch.migrate()
-                progress.say(f"create: scratch database {scratch.name} ({progress.since('create')})")
+                progress.say(
+                    f"create: scratch database {scratch.name} ({progress.since('create')})"
+                )
                 with progress.phase("load"):
-                    at = checked.first_ts
+                    started = time.perf_counter()
+                    at = checked.first_ts or datetime.now(UTC)
                     scratch.accounts_load(checked.account_ids, at)
                     scratch.videos_load(checked.video_creator, at)
                     del checked
-                    load_timings: dict[str, float] = {}
+                    load_timings = {"accounts_videos": time.perf_counter() - started}
                     duplicates = scratch.likes_load(rows_path, load_timings)
                     report["load_detail"] = {k: round(v, 2) for k, v in load_timings.items()}
                     rows_path.unlink()
                 report["duplicates_dropped"] = duplicates
                 progress.say(
                     f"load: {report['likes']:,} likes by COPY"
-                    + (f", {duplicates:,} repeated likes dropped (the earliest stays)" if duplicates else "")
+                    + (
+                        f", {duplicates:,} repeated likes dropped (the earliest stays)"
+                        if duplicates
+                        else ""
+                    )
                     + f" ({progress.since('load')}: "
                     + ", ".join(f"{k} {v:.1f} s" for k, v in load_timings.items())
                     + ")"
@@ -189,7 +206,7 @@ def evaluate(
                 with progress.phase("read"):
                     read_timings: dict[str, float] = {}
                     columns = like_columns_read(
-                        using=scratch.alias, user_label="username", timings=read_timings
+                        connection=scratch.connection, user_label="username", timings=read_timings
                     )
                 report["read_detail"] = {k: round(v, 2) for k, v in read_timings.items()}
                 progress.say(
@@ -204,7 +221,9 @@ def evaluate(
                     with progress.phase("detect"):
                         flags = list(detect(events))
                     del events
-                    progress.say(f"detect: {len(flags):,} accounts flagged ({progress.since('detect')})")
+                    progress.say(
+                        f"detect: {len(flags):,} accounts flagged ({progress.since('detect')})"
+                    )
                     with progress.phase("write"):
                         rows_out = [
                             (str(columns.user_ids[int(f.user)]), float(f.score), tuple(f.signals))
@@ -221,7 +240,5 @@ def evaluate(
                 progress.say(f"drop: scratch database {scratch.name} dropped")
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     report["total_s"] = round(time.perf_counter() - progress.started, 2)
-    progress.say(
-        f"done in {report['total_s']:.1f} s, peak memory {report['peak_rss_mb']:.0f} MB"
-    )
+    progress.say(f"done in {report['total_s']:.1f} s, peak memory {report['peak_rss_mb']:.0f} MB")
     return report

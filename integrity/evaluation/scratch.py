@@ -1,8 +1,9 @@
 """The scratch database `integrity_evaluate` creates, fills and drops.
 
 It is a database of its own on the same server (a unique name per run), given the project's
-schema by `migrate`, registered as a Django database alias for the run, so that detection reads
-it with the same code as production (integrity.event_source). The likes go into
+schema by `manage.py migrate` (a child process pointed at it), and reached through a psycopg
+connection of its own, so that detection reads it with the same code as production
+(integrity.event_source). The likes go into
 `engagement_like` with one COPY while the table carries no index and no foreign key; then the
 constraints that define the data come back — the primary key and the one-like-per-user-and-video
 rule — and the read-side indexes are not built (detection reads the whole table in one scan).
@@ -10,34 +11,45 @@ rule — and the read-side indexes are not built (detection reads the whole tabl
 
 from __future__ import annotations
 
-import copy
+import itertools
 import os
 import secrets
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
-from django.core.management import call_command
+from django.conf import settings
 from django.db import connections
 from psycopg import sql
 
 from engagement.models import Like, User, Video
 
 COPY_BLOCK_BYTES = 8 << 20
+
+
+class ScratchError(RuntimeError):
+    pass
+
+
 SCRATCH_PREFIX = "chorus_integrity_eval_"
 
 
-def _admin_connect(base_alias: str) -> psycopg.Connection[Any]:
-    """A plain autocommit connection to the base database (CREATE/DROP DATABASE run outside
-    transactions)."""
+def _connect(base_alias: str, name: str | None = None) -> psycopg.Connection[Any]:
+    """A plain autocommit connection on the base database's server: to the base database (for
+    CREATE/DROP DATABASE, which run outside transactions) or to `name`."""
     base = connections.settings[base_alias]
     return psycopg.connect(
         host=base["HOST"] or None,
         port=base["PORT"] or None,
         user=base["USER"] or None,
         password=base["PASSWORD"] or None,
-        dbname=base["NAME"],
+        dbname=name or base["NAME"],
         autocommit=True,
         connect_timeout=10,
     )
@@ -48,37 +60,54 @@ class ScratchDatabase:
         self.base_alias = base_alias
         suffix = f"{os.getpid()}_{secrets.token_hex(4)}"
         self.name = f"{SCRATCH_PREFIX}{suffix}"
-        self.alias = f"integrity_scratch_{suffix}"
         self.created = False
+        self.connection: Any = None
 
     def create(self) -> None:
-        with _admin_connect(self.base_alias) as admin:
+        with _connect(self.base_alias) as admin:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
         self.created = True
-        settings = copy.deepcopy(connections.settings[self.base_alias])
-        settings["NAME"] = self.name
-        settings["CONN_MAX_AGE"] = 0
-        settings["TEST"] = {**settings.get("TEST", {}), "NAME": self.name}
-        connections.settings[self.alias] = settings
+        # a connection of its own (not one of Django's: nothing else in the process reaches it)
+        self.connection = _connect(self.base_alias, self.name)
 
     def migrate(self) -> None:
-        call_command(
-            "migrate", database=self.alias, interactive=False, verbosity=0, skip_checks=True
+        """The project's schema, by `manage.py migrate` in a child process pointed at it."""
+        db = connections.settings[self.base_alias]
+        url = "postgres://{}:{}@{}:{}/{}".format(
+            quote(db["USER"] or "", safe=""),
+            quote(db["PASSWORD"] or "", safe=""),
+            db["HOST"] or "localhost",
+            db["PORT"] or 5432,
+            quote(self.name, safe=""),
         )
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
+        }
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(Path(settings.BASE_DIR) / "manage.py"),
+                "migrate",
+                "--no-input",
+                "-v",
+                "0",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode:
+            raise ScratchError(f"migrate of the scratch database failed: {done.stderr[-2000:]}")
 
     def drop(self) -> None:
         """Drop it (also when create or anything after it failed half-way); idempotent."""
-        if self.alias in connections.settings:
-            try:
-                connections[self.alias].close()
-            finally:
-                try:
-                    del connections[self.alias]
-                except AttributeError:
-                    pass
-                del connections.settings[self.alias]
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
         if self.created:
-            with _admin_connect(self.base_alias) as admin:
+            with _connect(self.base_alias) as admin:
                 admin.execute(
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                         sql.Identifier(self.name)
@@ -88,31 +117,52 @@ class ScratchDatabase:
 
     # --- loading ---
     def cursor(self) -> Any:
-        connection = connections[self.alias]
-        connection.ensure_connection()
-        return connection.connection.cursor()
+        return self.connection.cursor()
 
-    def accounts_load(self, account_ids: list[str], at: Any) -> None:
+    def accounts_load(self, account_ids: list[str], at: datetime) -> None:
         """The accounts, numbered from 1 in the file's order; username = the file's id."""
-        columns = (
-            "id password is_superuser username first_name last_name email is_staff is_active "
-            "date_joined display_name"
-        ).split()
+        columns = [
+            "id",
+            "password",
+            "is_superuser",
+            "username",
+            "first_name",
+            "last_name",
+            "email",
+            "is_staff",
+            "is_active",
+            "date_joined",
+            "display_name",
+        ]
+        joined = at.isoformat()
+        self._copy_text(
+            User._meta.db_table,
+            columns,
+            (
+                f"{number}\t!\tf\t{_copy_escaped(account)}\t\t\t\tf\tt\t{joined}\t\n"
+                for number, account in enumerate(account_ids, start=1)
+            ),
+        )
+
+    def videos_load(self, video_creator: list[int], at: datetime) -> None:
+        """Videos numbered from 1; the events carry no title, length or publishing time."""
+        published = at.isoformat()
+        self._copy_text(
+            Video._meta.db_table,
+            ["id", "creator_id", "title", "caption", "duration_ms", "created_at"],
+            (
+                f"{number}\t{creator}\t\t\t1\t{published}\n"
+                for number, creator in enumerate(video_creator, start=1)
+            ),
+        )
+
+    def _copy_text(self, table: str, columns: list[str], lines: Iterator[str]) -> None:
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(User._meta.db_table), sql.SQL(", ").join(map(sql.Identifier, columns))
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
         with self.cursor() as cursor, cursor.copy(statement) as out:
-            for number, account in enumerate(account_ids, start=1):
-                out.write_row((number, "!", False, account, "", "", "", False, True, at, ""))
-
-    def videos_load(self, video_creator: list[int], at: Any) -> None:
-        """Videos numbered from 1; the events carry no title, length or publishing time."""
-        statement = sql.SQL(
-            "COPY {} (id, creator_id, title, caption, duration_ms, created_at) FROM STDIN"
-        ).format(sql.Identifier(Video._meta.db_table))
-        with self.cursor() as cursor, cursor.copy(statement) as out:
-            for number, creator in enumerate(video_creator, start=1):
-                out.write_row((number, creator, "", "", 1, at))
+            while block := "".join(itertools.islice(lines, 100_000)):
+                out.write(block)
 
     def likes_load(self, rows_path: Path, timings: dict[str, float]) -> int:
         """COPY the checked rows into engagement_like without its indexes; restore the primary
@@ -131,14 +181,15 @@ class ScratchDatabase:
             constraints = cursor.fetchall()
             cursor.execute(
                 """
-                SELECT format('%%I', c.relname) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                SELECT format('%%I', c.relname), pg_get_indexdef(i.indexrelid), i.indisunique
+                FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
                 WHERE i.indrelid = %s::regclass
                   AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid)
                 """,
                 [table],
             )
-            indexes = [row[0] for row in cursor.fetchall()]
-            for index in indexes:
+            indexes = cursor.fetchall()
+            for index, _definition, _unique in indexes:
                 cursor.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(index)))
             for name, _definition, _kind in constraints:
                 cursor.execute(
@@ -152,8 +203,7 @@ class ScratchDatabase:
                 rows_path.open("rb") as rows,
                 cursor.copy(
                     sql.SQL(
-                        "COPY {} (user_id, video_id, created_at, ip, device_id, counted) "
-                        "FROM STDIN"
+                        "COPY {} (user_id, video_id, created_at, ip, device_id, counted) FROM STDIN"
                     ).format(sql.Identifier(table))
                 ) as out,
             ):
@@ -163,16 +213,20 @@ class ScratchDatabase:
             cursor.execute("SET maintenance_work_mem = '512MB'")
             duplicates = 0
             started = time.perf_counter()
-            for name, definition, kind in constraints:
-                if kind not in ("p", "u"):
-                    continue
-                add = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+            # the rules that define the data come back: the primary key and the unique ones (a
+            # constraint, or a unique index as Django makes for a UniqueConstraint with INCLUDE)
+            rebuilds = [
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
                     sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)
                 )
+                for name, definition, kind in constraints
+                if kind in ("p", "u")
+            ] + [sql.SQL(definition) for _, definition, unique in indexes if unique]
+            for add in rebuilds:
                 try:
                     cursor.execute(add)
                 except psycopg.errors.UniqueViolation:
-                    # (Django's connections autocommit: the failed statement took nothing with it)
+                    # (autocommit: the failed statement took nothing with it)
                     duplicates += _duplicates_drop(cursor, table)
                     cursor.execute(add)
             timings["constraints"] = time.perf_counter() - started
@@ -180,6 +234,11 @@ class ScratchDatabase:
             cursor.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
             timings["analyze"] = time.perf_counter() - started
         return duplicates
+
+
+def _copy_escaped(text: str) -> str:
+    """Text as a COPY text-format field (the check refused control characters)."""
+    return text.replace("\\", "\\\\") if "\\" in text else text
 
 
 def _duplicates_drop(cursor: Any, table: str) -> int:

@@ -61,7 +61,11 @@ def test_the_clean_replay_is_the_attacked_stream_without_its_attack_lines(
     clean_lines = clean_bytes.split(b"\n")[1:-1]
 
     # the genuine lines, in order, are the clean file's lines byte for byte
-    genuine_lines = [line for line, is_attack in zip(attacked_lines, attacked.events.attack, strict=True) if not is_attack]
+    genuine_lines = [
+        line
+        for line, is_attack in zip(attacked_lines, attacked.events.attack, strict=True)
+        if not is_attack
+    ]
     assert genuine_lines == clean_lines
     assert len(attacked_lines) - len(clean_lines) == int(attacked.events.attack.sum()) > 0
     assert clean_bytes.startswith(HEADER)
@@ -99,7 +103,9 @@ def test_every_family_is_planted_in_every_size_band_with_its_ground_truth(
     for family in FAMILIES:
         members = {u: t for u, t in truth.items() if t.family == family}
         sizes = {t.group: t.group_size for t in members.values()}
-        assert {band_of(size) for size in sizes.values()} == {f"{lo}-{hi}" for lo, hi in BANDS}, family
+        assert {band_of(size) for size in sizes.values()} == {f"{lo}-{hi}" for lo, hi in BANDS}, (
+            family
+        )
         assert all(10 <= size <= 300 for size in sizes.values())
         # every account of the family made attack likes
         assert all(attack_likes[index_of[u]] > 0 for u in members), family

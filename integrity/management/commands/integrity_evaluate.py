@@ -9,7 +9,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from integrity.evaluation import EngineUnavailable, EvaluationError, MalformedEvents, evaluate
+from integrity.evaluation import (
+    EngineUnavailable,
+    EvaluationError,
+    MalformedEvents,
+    ScratchError,
+    evaluate,
+)
 
 
 class Command(BaseCommand):
@@ -45,7 +51,7 @@ class Command(BaseCommand):
             )
         except MalformedEvents as error:
             raise CommandError(f"{events_path}: {error}; refused, nothing was loaded") from None
-        except (EngineUnavailable, EvaluationError) as error:
+        except (EngineUnavailable, EvaluationError, ScratchError) as error:
             raise CommandError(str(error)) from None
         except KeyboardInterrupt:
             raise CommandError(
