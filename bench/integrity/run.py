@@ -1,8 +1,8 @@
 """`make bench-integrity`: the integrity detector measured on generated like streams.
 
 For each seed and size: generate the attacked stream and its clean replay (bench.integrity.
-generate), run `manage.py integrity_evaluate` on each as a child process (its wall time, and
-its peak resident memory from wait4), score FLAGGED.csv against the ground truth
+generate), run `manage.py integrity_evaluate` on each as a child process (its wall time; its
+peak resident memory as the command reports it, VmHWM), score FLAGGED.csv against the ground truth
 (bench.integrity.score), check the targets, print a table and write
 bench/results/integrity.json.
 
@@ -108,9 +108,12 @@ def case_run(
     command += ["--out", str(flagged)] if detect else ["--load-only"]
     print(f"==> {name}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
     code, wall, peak, tail = _child_run(command)
-    result.update(exit_code=code, evaluate_wall_s=round(wall, 1), evaluate_peak_rss_mb=round(peak))
+    # wait4's ru_maxrss counts what this process held when it forked the child as well: the
+    # command's own peak (VmHWM) is in its report
+    result.update(exit_code=code, evaluate_wall_s=round(wall, 1), wait4_maxrss_mb=round(peak))
     if report_path.exists():
         result["evaluate_report"] = json.loads(report_path.read_text())
+        result["evaluate_peak_rss_mb"] = result["evaluate_report"].get("peak_rss_mb")
     if code != 0:
         result["error"] = tail[-3:]
     elif detect:
@@ -145,7 +148,8 @@ def targets_check(result: dict[str, Any]) -> dict[str, bool]:
         if "detect" in phases:
             checks["detect_s"] = phases["detect"] <= TARGETS["detect_s"]
             checks["total_s"] = result["evaluate_wall_s"] <= TARGETS["total_s"]
-        checks["peak_rss_mb"] = result["evaluate_peak_rss_mb"] <= TARGETS["peak_rss_mb"]
+        peak = result.get("evaluate_peak_rss_mb")
+        checks["peak_rss_mb"] = peak is not None and peak <= TARGETS["peak_rss_mb"]
     return checks
 
 
@@ -166,7 +170,7 @@ def result_print(result: dict[str, Any]) -> None:
     print(
         "  evaluate: "
         + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items())
-        + f"; wall {result['evaluate_wall_s']} s, peak {result['evaluate_peak_rss_mb']} MB"
+        + f"; wall {result['evaluate_wall_s']} s, peak {result.get('evaluate_peak_rss_mb')} MB"
         + (
             f"; FAILED (exit {result['exit_code']}): {result.get('error')}"
             if result["exit_code"]

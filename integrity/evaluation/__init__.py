@@ -76,8 +76,20 @@ class Progress:
             self.phases[name] = round(time.perf_counter() - started, 2)
 
     def since(self, name: str) -> str:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_memory_mb()
         return f"{self.phases.get(name, 0.0):.1f} s; peak memory so far {peak:.0f} MB"
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident memory: VmHWM, whose count starts at exec (getrusage's
+    ru_maxrss keeps what the parent had at fork), or ru_maxrss where /proc has no VmHWM."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -238,7 +250,7 @@ def evaluate(
                 with progress.phase("drop"), _signals_held():
                     scratch.drop()
                 progress.say(f"drop: scratch database {scratch.name} dropped")
-    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    report["peak_rss_mb"] = round(peak_memory_mb(), 1)
     report["total_s"] = round(time.perf_counter() - progress.started, 2)
     progress.say(f"done in {report['total_s']:.1f} s, peak memory {report['peak_rss_mb']:.0f} MB")
     return report
