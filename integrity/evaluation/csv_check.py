@@ -9,8 +9,9 @@ first appear. What it accepts (docs/integrity-bench.md, "The events file"):
   `user_id,video_id,creator_id,ts,device_id,ip`, then one like a line, 6 fields, no blank line;
 - user_id, video_id, creator_id: opaque, 1-150 printable characters (150: the longest username);
   a user_id and a creator_id that are equal are the same account; a video has one creator;
-- ts: an ISO 8601 date and time with an explicit offset (`Z`, `+00:00`, or any other offset: it
-  names an instant); a time without an offset is refused;
+- ts: an ISO 8601 date and time with an explicit offset (`Z` or RFC 3339's `z`, `+00:00`, or any
+  other offset: it names an instant), as Python's fromisoformat reads it (decimals past the
+  microsecond are dropped); a time without an offset is refused;
 - device_id: 0-128 printable characters (empty: the app sent none, stored blank as the API does);
 - ip: empty (unknown, stored NULL) or an IPv4 or IPv6 address without a zone or a mask.
 
@@ -210,7 +211,8 @@ def _ts_other(ts: str, line_number: int, dates: dict[str, bool]) -> str:
     """A timestamp not in the usual form (or on a date not seen yet): checked by fromisoformat;
     returned as PostgreSQL will read it."""
     try:
-        moment = datetime.fromisoformat(ts)
+        # (RFC 3339 allows a lowercase z; fromisoformat does not)
+        moment = datetime.fromisoformat(ts[:-1] + "Z" if ts.endswith("z") else ts)
     except ValueError:
         raise MalformedEvents(line_number, f"ts {ts!r} is not an ISO 8601 date and time") from None
     if moment.tzinfo is None:

@@ -3,6 +3,7 @@ the load and the read-back, and the FLAGGED file, with a test double in place of
 (the command's own plumbing is what is tested here, not detection)."""
 
 import dataclasses
+import ipaddress
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from engagement.models import Like
+from integrity.evaluation.csv_check import events_csv_check
 from integrity.evaluation.scratch import SCRATCH_PREFIX
 from integrity.event_source import like_columns_read
 from tests.factories import LikeFactory, UserFactory, VideoFactory
@@ -206,6 +208,38 @@ def test_a_malformed_file_is_refused_naming_the_line_and_nothing_changes(
     assert not out.exists()
     assert seen == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.csv"]
+
+
+def test_the_check_takes_every_iso_8601_form_with_an_offset_and_passes_it_on_readably(
+    tmp_path: Path,
+) -> None:
+    # given one like per form of timestamp, quoted fields, CRLF line ends and a byte-order mark
+    forms = [
+        ("2026-10-01T10:00:00.123456Z", "2026-10-01T10:00:00.123456Z"),
+        ("2026-10-01 10:00:00+00:00", "2026-10-01 10:00:00+00:00"),
+        ("2026-10-01T10:00:00.123456789Z", "2026-10-01T10:00:00.123456+00:00"),
+        ("2026-10-01T10:00Z", "2026-10-01T10:00:00+00:00"),
+        ("2026-10-01T10:00:00z", "2026-10-01T10:00:00+00:00"),
+        ("20261001T100000Z", "2026-10-01T10:00:00+00:00"),
+        ("2026-10-01T12:00:00.5+02:00", "2026-10-01T10:00:00.500000+00:00"),
+    ]
+    lines = [f'"u,{i}",v{i},c,{given},d\\x,::ffff:192.0.2.1' for i, (given, _) in enumerate(forms)]
+    events = tmp_path / "events.csv"
+    events.write_bytes(("\ufeff" + HEADER + "\r\n".join(lines) + "\r\n").encode())
+    rows = StringIO()
+
+    # when
+    checked = events_csv_check(events, rows)
+
+    # then
+    assert checked.likes == len(forms)
+    assert checked.account_ids == ["u,0", "c", *(f"u,{i}" for i in range(1, len(forms)))]
+    written = [row.split("\t") for row in rows.getvalue().splitlines()]
+    assert [row[2] for row in written] == [expected for _, expected in forms]
+    assert {ipaddress.ip_address(row[3]) for row in written} == {
+        ipaddress.ip_address("::ffff:192.0.2.1")
+    }
+    assert {row[4] for row in written} == {"d\\\\x"}  # a backslash, escaped for COPY
 
 
 @pytest.mark.django_db
