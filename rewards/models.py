@@ -124,9 +124,11 @@ class RewardRule(models.Model):
 class Grant(models.Model):
     """A rule fired for a user (in a period). Never granted twice: the unique constraint.
 
-    Kept when the user later falls below the threshold (an unlike, an integrity decision that
-    stops rows counting): rules never take a grant back, and meeting the threshold again grants
-    nothing new. Staff revoke one explicitly (grants_revoke), with a recorded reason.
+    Kept when the user later falls below the threshold (an unlike): rules never take a grant
+    back, and meeting the threshold again grants nothing new. Staff revoke one explicitly
+    (grants_revoke), with a recorded reason. An integrity decision reassesses the grants of the
+    users it affects (rewards.services.reassess): revoked when the decision undercut them,
+    restored when a later decision makes them qualify again (docs/rewards.md).
     """
 
     rule = models.ForeignKey(RewardRule, on_delete=models.PROTECT, related_name="grants")

@@ -39,7 +39,7 @@ INSTALLED_APPS = [
     "polls",
     "rewards",
     "analytics",
-    "config.integrity_app.IntegrityBenchConfig",  # integrity-cases brings integrity/apps.py
+    "integrity",
 ]
 
 MIDDLEWARE = [
@@ -308,6 +308,18 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": crontab(hour=3, minute=17),
         "options": {"expires": 3600},
     },
+    # Integrity (SPEC §5 "Jobs"): a light pass over recent likes, so an attack in progress is
+    # discounted within minutes, and a full pass over the rolling window at night.
+    "integrity-light-pass": {
+        "task": "integrity.tasks.integrity_light",
+        "schedule": timedelta(seconds=env.int("INTEGRITY_LIGHT_PASS_SECONDS", default=180)),
+        "options": {"expires": 170},
+    },
+    "integrity-full-pass": {
+        "task": "integrity.tasks.integrity_full",
+        "schedule": crontab(hour=3, minute=47),
+        "options": {"expires": 3600},
+    },
     "purge-expired-tokens": {
         "task": "engagement.tasks.purge_expired_tokens",
         "schedule": timedelta(hours=6),
@@ -319,6 +331,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "options": {"queue": "default", "expires": 3600},
     },
 }
+
+# Integrity passes read this much history (docs/integrity.md, "Passes").
+INTEGRITY_LIGHT_WINDOW_HOURS = env.int("INTEGRITY_LIGHT_WINDOW_HOURS", default=6)
+INTEGRITY_FULL_WINDOW_DAYS = env.int("INTEGRITY_FULL_WINDOW_DAYS", default=28)
 
 # Live tallies: votes within this window are counted by one aggregation (SPEC: <= 2 s behind).
 TALLY_DEBOUNCE_SECONDS = env.float("TALLY_DEBOUNCE_SECONDS", default=0.25)

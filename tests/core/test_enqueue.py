@@ -34,7 +34,7 @@ from core.wakeups import wake, woken
 from tests.conftest import ROOT, _database_url, wait_until
 from tests.factories import UserFactory
 
-APPS = ("core", "engagement", "polls", "rewards", "analytics")
+APPS = ("core", "engagement", "polls", "rewards", "analytics", "integrity")
 TASK = "core.tasks.purge_idempotency_keys"
 FLAG = "test:enqueue-probe"
 

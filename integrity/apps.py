@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class IntegrityConfig(AppConfig):
+    name = "integrity"
+    verbose_name = "Integrity: signals, cases and decisions"

@@ -1,0 +1,66 @@
+"""Columnar helpers for the detection passes: group-bys by sorting, segment reductions, a hash
+mix for MinHash, and connected components by label propagation — all numpy, no Python loop over
+rows, memory linear in the events."""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+# Integer columns: int64 for times and cells, int32 where codes fit (half the memory at 10M).
+Int = npt.NDArray[np.signedinteger[Any]]
+UInt = npt.NDArray[np.uint64]
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX = np.uint64(0xBF58476D1CE4E5B9)
+
+
+def mix(values: npt.NDArray[np.integer], seed: int = 0) -> UInt:
+    """A 64-bit hash of each value (splitmix64's finaliser on value ^ seed): well spread, so
+    the minimum over a set behaves like a random permutation's (MinHash)."""
+    with np.errstate(over="ignore"):
+        h = values.astype(np.uint64) ^ np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
+        h = (h + _GOLDEN) * _MIX
+        h ^= h >> np.uint64(31)
+        h *= _GOLDEN
+        h ^= h >> np.uint64(29)
+    return h
+
+
+def runs(sorted_keys: npt.NDArray[np.integer]) -> tuple[Int, Int]:
+    """(starts, lengths) of the runs of equal values in a sorted array."""
+    n = len(sorted_keys)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    change = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
+    starts = np.concatenate(([0], change)).astype(np.int64)
+    lengths = np.diff(np.concatenate((starts, [n]))).astype(np.int64)
+    return starts, lengths
+
+
+def distinct_count(group: npt.NDArray[np.integer], value: npt.NDArray[np.integer]) -> Int:
+    """For each row, how many distinct `value`s its `group` has (e.g. accounts per device)."""
+    pairs = np.unique(np.stack((group.astype(np.int64), value.astype(np.int64)), axis=1), axis=0)
+    groups, counts = np.unique(pairs[:, 0], return_counts=True)
+    return counts[np.searchsorted(groups, group)].astype(np.int64)
+
+
+def components(n: int, left: Int, right: Int) -> Int:
+    """Connected components of the graph on 0..n-1 with edges (left[i], right[i]): each node's
+    label is the smallest node of its component (min-label propagation with pointer jumping)."""
+    labels = np.arange(n, dtype=np.int64)
+    if len(left) == 0:
+        return labels
+    while True:
+        low = np.minimum(labels[left], labels[right])
+        before = labels.copy()
+        np.minimum.at(labels, left, low)
+        np.minimum.at(labels, right, low)
+        # pointer jumping: a label points at a node whose own label may be smaller
+        while True:
+            jumped = labels[labels]
+            if np.array_equal(jumped, labels):
+                break
+            labels = jumped
+        if np.array_equal(before, labels):
+            return labels

@@ -1,0 +1,87 @@
+"""The detection passes' input: like events as columns (numpy arrays), whatever they were read
+from — the interaction tables by COPY in production's light and nightly passes, a CSV loaded
+into a scratch database by `integrity_evaluate`. This is the seam where a bigger engine
+(DuckDB/Polars on one large machine, Spark beyond) would take the candidate search over
+(docs/integrity.md, "Detection")."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from integrity.detection.arrays import Int
+
+
+@dataclass(frozen=True)
+class Events:
+    """Likes as columns, one row per like, sorted by `ts`.
+
+    Accounts, videos, creators, devices and networks are dense integer codes (0..n-1; -1 for an
+    unknown device or network); `ts` is microseconds since the epoch. `user_ids` maps an
+    account code back to its id. `subnet` codes the network prefix of `ip` (/24 for IPv4, /48
+    for IPv6) when the loader knows it, else it is the address itself."""
+
+    user: Int
+    video: Int
+    creator: Int
+    ts: Int
+    device: Int
+    ip: Int
+    user_ids: Sequence[str]
+    subnet: Int | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        n = len(self.user)
+        for name in ("video", "creator", "ts", "device", "ip"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"Events.{name} has {len(getattr(self, name))} rows, not {n}")
+        if n and np.any(np.diff(self.ts) < 0):
+            raise ValueError("Events must be sorted by ts")
+
+    @property
+    def users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def networks(self) -> Int:
+        return self.subnet if self.subnet is not None else self.ip
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+
+def events_from_columns(
+    *,
+    user: Sequence[str],
+    video: Sequence[str],
+    creator: Sequence[str],
+    ts: Sequence[int],
+    device: Sequence[str | None],
+    ip: Sequence[str | None],
+) -> Events:
+    """Events from plain columns of ids (tests, small inputs): codes assigned, sorted by ts."""
+
+    def codes(values: Sequence[str | None]) -> tuple[Int, list[str]]:
+        known = sorted({v for v in values if v})
+        index = {v: i for i, v in enumerate(known)}
+        return np.array([index[v] if v else -1 for v in values], dtype=np.int64), known
+
+    order = np.argsort(np.asarray(ts, dtype=np.int64), kind="stable")
+    user_codes, user_ids = codes(user)
+    subnets = [_subnet(v) if v else None for v in ip]
+    return Events(
+        user=user_codes[order],
+        video=codes(video)[0][order],
+        creator=codes(creator)[0][order],
+        ts=np.asarray(ts, dtype=np.int64)[order],
+        device=codes(device)[0][order],
+        ip=codes(ip)[0][order],
+        user_ids=user_ids,
+        subnet=codes(subnets)[0][order],
+    )
+
+
+def _subnet(ip: str) -> str:
+    if ":" in ip:
+        return ":".join(ip.split(":")[:3]) + "::/48"
+    return ".".join(ip.split(".")[:3]) + ".0/24"

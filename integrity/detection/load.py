@@ -1,0 +1,115 @@
+"""Reading like events from PostgreSQL into `Events` columns: one `COPY … TO STDOUT (FORMAT
+binary)` of fixed-width integers, parsed by numpy a chunk at a time into arrays allocated once
+(no Python object per row; memory: the arrays plus one chunk).
+
+Devices and networks are hashed in SQL (`hashtextextended`) and coded densely in numpy; accounts
+are coded densely too, and `Events.user_ids` holds each code's user id (as text)."""
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from django.db import connection
+
+from integrity.detection.arrays import Int
+from integrity.detection.events import Events
+
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_HEADER = len(_SIGNATURE) + 4 + 4  # signature, flags, header extension length (0)
+_COLUMNS = ("user", "video", "creator", "ts", "device", "ip", "subnet")
+# One binary COPY row: a field count, then per field its length and an 8-byte integer.
+_ROW = np.dtype(
+    [("fields", ">i2")]
+    + [item for name in _COLUMNS for item in ((f"{name}_len", ">i4"), (name, ">i8"))]
+)
+CHUNK_ROWS = 500_000
+
+
+def _hash(column: str) -> str:
+    """A 64-bit hash of a text value, -1 for an empty one (unknown)."""
+    return f"COALESCE(hashtextextended(NULLIF({column}, ''), 0), -1)"
+
+
+def _likes_select(table: str, video_table: str) -> str:
+    ip = "host(l.ip)"
+    subnet = "host(network(set_masklen(l.ip, CASE WHEN family(l.ip) = 4 THEN 24 ELSE 48 END)))"
+    return f"""
+        SELECT l.user_id::int8, l.video_id::int8, v.creator_id::int8,
+               (extract(epoch FROM l.created_at) * 1000000)::int8,
+               {_hash("l.device_id")}, {_hash(ip)}, {_hash(subnet)}
+        FROM {table} l JOIN {video_table} v ON v.id = l.video_id
+        WHERE l.created_at >= %(since)s AND l.created_at < %(until)s
+        ORDER BY l.created_at, l.id
+    """
+
+
+def _rows(cursor: Any, statement: str, params: dict[str, Any]) -> Iterator[np.ndarray]:
+    """The rows of a binary COPY, as structured arrays of about CHUNK_ROWS rows."""
+    pending = bytearray()
+    header_done = False
+    limit = CHUNK_ROWS * _ROW.itemsize
+    with cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT binary)", params) as copy:
+        for block in copy:
+            pending += block  # amortised: a bytearray grows in place
+            if not header_done:
+                if len(pending) < _HEADER:
+                    continue
+                if not pending.startswith(_SIGNATURE):
+                    raise ValueError("not a PostgreSQL binary COPY stream")
+                del pending[:_HEADER]
+                header_done = True
+            if len(pending) >= limit:
+                whole = len(pending) // _ROW.itemsize * _ROW.itemsize
+                yield np.frombuffer(bytes(pending[:whole]), dtype=_ROW)
+                del pending[:whole]
+    # what is left: whole rows, then the 2-byte trailer (-1)
+    whole = (len(pending) - 2) // _ROW.itemsize
+    if whole > 0:
+        yield np.frombuffer(bytes(pending[: whole * _ROW.itemsize]), dtype=_ROW)
+
+
+def _dense(values: Int) -> tuple[Int, Int]:
+    """Dense codes (0..k-1) of the values, -1 kept for unknown; and the distinct values."""
+    known = values != -1
+    distinct, inverse = np.unique(values[known], return_inverse=True)
+    codes = np.full(len(values), -1, dtype=np.int32)
+    codes[known] = inverse.astype(np.int32)
+    return codes, distinct
+
+
+def events_from_likes(*, since: datetime, until: datetime) -> Events:
+    """The likes made in [since, until), counted or not (a decision must see the likes it
+    already discounted), as `Events`."""
+    from engagement.models import Like, Video
+
+    statement = _likes_select(Like._meta.db_table, Video._meta.db_table)
+    params = {"since": since, "until": until}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM {Like._meta.db_table} "
+            "WHERE created_at >= %(since)s AND created_at < %(until)s",
+            params,
+        )
+        expected = int(cursor.fetchone()[0])
+        columns = {name: np.empty(expected + CHUNK_ROWS, dtype=np.int64) for name in _COLUMNS}
+        filled = 0
+        for chunk in _rows(cursor.cursor, statement, params):
+            if filled + len(chunk) > len(columns["user"]):  # rows committed since the count
+                for name in _COLUMNS:
+                    columns[name] = np.resize(columns[name], filled + len(chunk) + CHUNK_ROWS)
+            for name in _COLUMNS:
+                columns[name][filled : filled + len(chunk)] = chunk[name]
+            filled += len(chunk)
+    cut = {name: array[:filled] for name, array in columns.items()}
+    users, user_ids = _dense(cut["user"])
+    return Events(
+        user=users,
+        video=cut["video"],
+        creator=cut["creator"],
+        ts=cut["ts"],
+        device=_dense(cut["device"])[0],
+        ip=_dense(cut["ip"])[0],
+        user_ids=[str(user_id) for user_id in user_ids.tolist()],
+        subnet=_dense(cut["subnet"])[0],
+    )

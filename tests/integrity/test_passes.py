@@ -1,0 +1,126 @@
+"""The detection passes against the database: a lockstep farm's likes are read by COPY,
+detected, and its case confirmed automatically (its likes stop counting, the videos' counts
+drop to the genuine ones); a pass meeting the finding again opens nothing; a dismissal sticks."""
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from engagement.models import Like, Video
+from engagement.services.counters import video_counters_recount_many, video_counts
+from integrity.models import Case
+from integrity.services.cases import case_dismiss
+from integrity.services.passes import integrity_pass
+from tests.factories import StaffUserFactory, UserFactory, VideoFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+
+
+def _likes(rows: list[tuple[int, int, datetime, str, str]]) -> None:
+    """(user, video, at, device, ip) rows, inserted as counted likes with their times."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {Like._meta.db_table} (user_id, video_id, created_at, device_id, ip,
+                                                  counted)
+                SELECT * , true FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[],
+                                            %s::text[], %s::inet[])""",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+
+
+def _world() -> tuple[list[Video], list[Video], list[int]]:
+    rng = random.Random(3)
+    creator = UserFactory.create()
+    videos = [VideoFactory.create(creator=creator) for _ in range(60)]
+    targets = [VideoFactory.create() for _ in range(5)]
+    people = [UserFactory.create().pk for _ in range(120)]
+    rows = []
+    for n, person in enumerate(people):
+        # genuine: likes spread over the day on videos of their choice, own phone, own home
+        for video in rng.sample(videos, rng.randint(3, 15)):
+            at = NOW - timedelta(seconds=rng.uniform(60, 5 * 3600))
+            rows.append((person, video.pk, at, f"phone-{n}", f"81.{n}.{n % 7}.2"))
+    bots = [UserFactory.create().pk for _ in range(15)]
+    for t, target in enumerate(targets):
+        start = NOW - timedelta(hours=4) + timedelta(minutes=40 * t)
+        for bot in bots:
+            at = start + timedelta(seconds=rng.uniform(0, 150))
+            rows.append((bot, target.pk, at, f"farm-{bot % 3}", f"45.8.1.{bot % 250}"))
+    _likes(rows)
+    video_counters_recount_many(video_ids=[v.pk for v in videos + targets])
+    return videos, targets, bots
+
+
+def _counted_likes(video_ids: list[int]) -> int:
+    return Like.objects.filter(video_id__in=video_ids, counted=True).count()
+
+
+def test_the_light_pass_confirms_the_farm_and_only_the_farm() -> None:
+    videos, targets, bots = _world()
+    genuine_before = _counted_likes([v.pk for v in videos])
+    target_ids = [t.pk for t in targets]
+    assert _counted_likes(target_ids) == 75
+
+    report = integrity_pass(window=timedelta(hours=6), now=NOW)
+
+    assert report.ran and report.findings == 1 and report.opened == report.confirmed == 1
+    case = Case.objects.get()
+    assert case.status == Case.Status.CONFIRMED and case.auto_confirmed
+    assert set(case.accounts.values_list("user_id", flat=True)) == set(bots)
+    assert _counted_likes(target_ids) == 0
+    assert _counted_likes([v.pk for v in videos]) == genuine_before
+    assert [video_counts(target_ids)[t]["likes"] for t in target_ids] == [0] * 5
+
+    # a second pass meets the same finding: nothing new
+    again = integrity_pass(window=timedelta(hours=6), now=NOW + timedelta(minutes=3))
+    assert again.existing == 1 and again.opened == 0
+    assert Case.objects.count() == 1
+
+    # staff dismiss it: every like counts again, and the next pass does not reopen it
+    case_dismiss(case, by=StaffUserFactory.create(), note="a fan club event")
+    assert _counted_likes(target_ids) == 75
+    assert [video_counts(target_ids)[t]["likes"] for t in target_ids] == [15] * 5
+    after = integrity_pass(window=timedelta(hours=6), now=NOW + timedelta(minutes=6))
+    assert after.refused == 1 and after.opened == 0
+    assert _counted_likes(target_ids) == 75
+
+
+def test_a_pass_over_genuine_activity_only_opens_nothing() -> None:
+    rng = random.Random(5)
+    creator = UserFactory.create()
+    videos = [VideoFactory.create(creator=creator) for _ in range(40)]
+    rows = []
+    for n in range(150):
+        person = UserFactory.create().pk
+        for video in rng.sample(videos, rng.randint(2, 12)):
+            at = NOW - timedelta(seconds=rng.uniform(60, 5 * 3600))
+            rows.append((person, video.pk, at, f"phone-{n}", f"100.64.0.{n % 20}"))
+    _likes(rows)
+    report = integrity_pass(window=timedelta(hours=6), now=NOW)
+    assert report.ran and report.likes == len(rows) and report.opened == 0
+    assert not Case.objects.exists()
+
+
+def test_the_case_page_draws_the_farm_s_likes_by_device_and_by_network() -> None:
+    _, _, bots = _world()
+    integrity_pass(window=timedelta(hours=6), now=NOW)
+    case = Case.objects.get()
+    staff = StaffUserFactory.create()
+    client = Client()
+    client.force_login(staff)
+
+    page = client.get(f"/admin/integrity/case/{case.pk}/change/").content.decode()
+
+    # two pictures (by device, by network), one dot per like of the 15 accounts in their spans
+    assert page.count("aria-label=\"likes of the case's accounts") == 2
+    assert page.count('class="like"') == 2 * 75
+    # the case's videos drawn full; the farm's 3 shared devices and its one /24 have colours
+    assert 'fill="none"' not in page
+    assert "farm-0" in page and "farm-1" in page and "farm-2" in page
+    assert "45.8.1.0/24" in page
+    assert all(f"account {bot}<" in page for bot in bots)
