@@ -6,8 +6,9 @@
 2. the detection engine is imported (a run without it stops here, before any database work);
 3. create: a scratch database of its own (unique name), `migrate`d to the project's schema;
 4. load: accounts, videos and likes by COPY (scratch.py);
-5. read: the likes back as arrays with integrity.event_source, the reader production uses;
-6. detect: integrity.detection.detect, the same call the light and nightly passes make;
+5. read: the likes back as `Events` by integrity.detection.load.events_from_likes, the reader
+   the light and nightly passes use (pointed at the scratch database for the while);
+6. detect: integrity.detection.detect, the same call the passes make;
 7. write: FLAGGED.csv (`user_id,score,signals`; the file's own user ids; signals joined by `|`;
    highest score first), written to a temporary name and renamed at the end;
 8. the scratch database is dropped and the temporary file deleted, whatever happened (also on
@@ -32,12 +33,6 @@ from typing import Any, Protocol
 
 from integrity.evaluation.csv_check import MalformedEvents, events_csv_check
 from integrity.evaluation.scratch import ScratchDatabase, ScratchError
-from integrity.event_source import (
-    EngineUnavailable,
-    detection_engine,
-    events_build,
-    like_columns_read,
-)
 
 __all__ = ["EngineUnavailable", "EvaluationError", "MalformedEvents", "ScratchError", "evaluate"]
 
@@ -55,6 +50,30 @@ class Stream(Protocol):
 
 class EvaluationError(RuntimeError):
     pass
+
+
+class EngineUnavailable(EvaluationError):
+    pass
+
+
+# every like of the file, whenever it was
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def detection_engine(*, load_only: bool) -> tuple[Any, Any]:
+    """(detect or None with load_only, events_from_likes) from integrity.detection; imported
+    before anything is created, so that a checkout without it stops cleanly."""
+    try:
+        from integrity.detection import detect
+        from integrity.detection.load import events_from_likes
+    except ImportError as error:
+        if error.name is not None and not error.name.startswith("integrity"):
+            raise  # the engine is there but something it needs is not: say so as it is
+        raise EngineUnavailable(
+            f"detection engine not available ({error}); nothing was loaded"
+        ) from error
+    return (None if load_only else detect), events_from_likes
 
 
 class Progress:
@@ -173,10 +192,7 @@ def evaluate(
             f"{len(checked.video_ids):,} videos: the file is well-formed "
             f"({progress.since('check')})"
         )
-        try:
-            engine = None if load_only else detection_engine()
-        except EngineUnavailable as error:
-            raise EngineUnavailable(f"{error}; nothing was loaded") from error
+        detect, events_from_likes = detection_engine(load_only=load_only)
         if checked.likes == 0:
             progress.say("no likes: nothing to detect")
             if out_path is not None and not load_only:
@@ -215,37 +231,38 @@ def evaluate(
                     + ", ".join(f"{k} {v:.1f} s" for k, v in load_timings.items())
                     + ")"
                 )
-                with progress.phase("read"):
-                    read_timings: dict[str, float] = {}
-                    columns = like_columns_read(
-                        connection=scratch.connection, user_label="username", timings=read_timings
-                    )
-                report["read_detail"] = {k: round(v, 2) for k, v in read_timings.items()}
+                with progress.phase("read"), scratch.as_default_database():
+                    events = events_from_likes(since=EARLIEST, until=LATEST)
                 progress.say(
-                    f"read: {len(columns):,} likes as arrays ({progress.since('read')}: "
-                    + ", ".join(f"{k} {v:.1f} s" for k, v in read_timings.items())
-                    + ")"
+                    f"read: {len(events):,} likes as Events by integrity.detection.load "
+                    f"({progress.since('read')})"
                 )
-                if engine is not None:
-                    events_class, detect = engine
-                    events = events_build(events_class, columns)
+                if detect is not None:
                     progress.say("detect: running integrity.detection.detect")
                     with progress.phase("detect"):
                         flags = list(detect(events))
-                    del events
                     progress.say(
                         f"detect: {len(flags):,} accounts flagged ({progress.since('detect')})"
                     )
                     with progress.phase("write"):
+                        # the loader labels accounts by database id; the file's ids are the
+                        # scratch accounts' usernames
+                        account_ids = scratch.usernames(
+                            [int(events.user_ids[int(f.user)]) for f in flags]
+                        )
                         rows_out = [
-                            (str(columns.user_ids[int(f.user)]), float(f.score), tuple(f.signals))
+                            (
+                                account_ids[int(events.user_ids[int(f.user)])],
+                                float(f.score),
+                                tuple(f.signals),
+                            )
                             for f in flags
                         ]
                         if out_path is not None:
                             _flagged_write(out_path, rows_out)
                     report["flagged"] = len(rows_out)
                     progress.say(f"write: {out_path} ({progress.since('write')})")
-                del columns
+                del events
             finally:
                 with progress.phase("drop"), _signals_held():
                     scratch.drop()
