@@ -29,7 +29,7 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 SERVICES := bash scripts/services.sh
 LOCAL_SETTINGS := DJANGO_SETTINGS_MODULE="$${DJANGO_SETTINGS_MODULE:-config.settings.local}"
 
-.PHONY: help venv run test bench lint services services-stop services-status clean-data
+.PHONY: help venv run test bench bench-integrity lint services services-stop services-status clean-data
 
 help:
 	@printf '%s\n' \
@@ -38,6 +38,7 @@ help:
 	  '                        (gunicorn on http://127.0.0.1:$(or $(PORT),8000), Celery worker + beat) until Ctrl-C' \
 	  '  make test             run the test suite (PYTEST_ARGS="tests/core -x" to narrow it)' \
 	  '  make bench            run the benchmarks (python -m bench)' \
+	  '  make bench-integrity  the integrity detector on generated streams (python -m bench.integrity)' \
 	  '  make lint             ruff check, ruff format --check, mypy, makemigrations --check' \
 	  '  make services         start the local PostgreSQL and Redis and leave them running' \
 	  '  make services-stop    stop them' \
@@ -83,6 +84,10 @@ test: venv
 
 bench: venv
 	@$(LOCAL_SETTINGS) $(SERVICES) with python -m bench $(BENCH_ARGS)
+
+# BENCH_ARGS="--quick" (one seed at 1M), "--no-large", "--keep"; docs/integrity-bench.md
+bench-integrity: venv
+	@$(LOCAL_SETTINGS) $(SERVICES) with python -m bench.integrity $(BENCH_ARGS)
 
 lint: venv
 	@export $(LOCAL_SETTINGS)

@@ -1,0 +1,5 @@
+import sys
+
+from bench.integrity.run import main
+
+sys.exit(main())
