@@ -12,6 +12,7 @@ from html import escape
 from django.db.models import Q
 
 from engagement.models import Like
+from integrity.detection.events import network_of
 from integrity.models import Case
 
 MAX_ACCOUNTS = 150
@@ -46,14 +47,6 @@ class Dot:
     target: bool
 
 
-def _network(ip: str | None) -> str:
-    if not ip:
-        return ""
-    if ":" in ip:
-        return ":".join(ip.split(":")[:3]) + "::/48"
-    return ".".join(ip.split(".")[:3]) + ".0/24"
-
-
 def case_dots(case: Case) -> tuple[list[int], list[Dot], int]:
     """(accounts shown, their likes in their spans, accounts left out)."""
     accounts = list(case.accounts.order_by("span_start", "user_id")[: MAX_ACCOUNTS + 1])
@@ -77,7 +70,7 @@ def case_dots(case: Case) -> tuple[list[int], list[Dot], int]:
         .values_list("user_id", "video_id", "created_at", "device_id", "ip")[:MAX_LIKES]
     )
     dots = [
-        Dot(user, at, device or "", _network(ip), video in videos)
+        Dot(user, at, device or "", network_of(ip), video in videos)
         for user, video, at, device, ip in rows
     ]
     return [account.user_id for account in accounts], dots, left_out

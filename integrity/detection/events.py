@@ -4,6 +4,7 @@ into a scratch database by `integrity_evaluate`. This is the seam where a bigger
 (DuckDB/Polars on one large machine, Spark beyond) would take the candidate search over
 (docs/integrity.md, "Detection")."""
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -68,7 +69,7 @@ def events_from_columns(
 
     order = np.argsort(np.asarray(ts, dtype=np.int64), kind="stable")
     user_codes, user_ids = codes(user)
-    subnets = [_subnet(v) if v else None for v in ip]
+    subnets = [network_of(v) for v in ip]
     return Events(
         user=user_codes[order],
         video=codes(video)[0][order],
@@ -81,7 +82,11 @@ def events_from_columns(
     )
 
 
-def _subnet(ip: str) -> str:
-    if ":" in ip:
-        return ":".join(ip.split(":")[:3]) + "::/48"
-    return ".".join(ip.split(".")[:3]) + ".0/24"
+def network_of(ip: str | None) -> str:
+    """The network an address is judged by: its /24 (IPv4) or /48 (IPv6) prefix, as text ("" for
+    none). The SQL reader computes the same prefix (integrity.detection.load)."""
+    if not ip:
+        return ""
+    address = ipaddress.ip_address(ip)
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))

@@ -8,11 +8,9 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from engagement.models import Like
 from integrity.models import Case
 from integrity.services.cases import case_dismiss
 from rewards.models import Grant
@@ -24,6 +22,7 @@ from tests.factories import (
     UserFactory,
     VideoFactory,
 )
+from tests.integrity import likes_insert
 from tests.polls import option_ids
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
@@ -42,14 +41,7 @@ def _background(videos: list[int]) -> None:
         for video in rng.sample(videos, rng.randint(3, 12)):
             at = now - timedelta(seconds=rng.uniform(300, 5 * 3600))
             rows.append((person, video, at, f"phone-{n}", f"81.{n}.3.2"))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""INSERT INTO {Like._meta.db_table} (user_id, video_id, created_at, device_id, ip,
-                                                  counted)
-                SELECT *, true FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[],
-                                           %s::text[], %s::inet[])""",
-            [list(column) for column in zip(*rows, strict=True)],
-        )
+    likes_insert(rows)
 
 
 def _likes(client: APIClient, video: int) -> int:

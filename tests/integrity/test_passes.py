@@ -6,7 +6,6 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from engagement.models import Like, Video
@@ -15,22 +14,11 @@ from integrity.models import Case
 from integrity.services.cases import case_dismiss
 from integrity.services.passes import integrity_pass
 from tests.factories import StaffUserFactory, UserFactory, VideoFactory
+from tests.integrity import likes_insert
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
-
-
-def _likes(rows: list[tuple[int, int, datetime, str, str]]) -> None:
-    """(user, video, at, device, ip) rows, inserted as counted likes with their times."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""INSERT INTO {Like._meta.db_table} (user_id, video_id, created_at, device_id, ip,
-                                                  counted)
-                SELECT * , true FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[],
-                                            %s::text[], %s::inet[])""",
-            [list(column) for column in zip(*rows, strict=True)],
-        )
 
 
 def _world() -> tuple[list[Video], list[Video], list[int]]:
@@ -51,7 +39,7 @@ def _world() -> tuple[list[Video], list[Video], list[int]]:
         for bot in bots:
             at = start + timedelta(seconds=rng.uniform(0, 150))
             rows.append((bot, target.pk, at, f"farm-{bot % 3}", f"45.8.1.{bot % 250}"))
-    _likes(rows)
+    likes_insert(rows)
     video_counters_recount_many(video_ids=[v.pk for v in videos + targets])
     return videos, targets, bots
 
@@ -100,7 +88,7 @@ def test_a_pass_over_genuine_activity_only_opens_nothing() -> None:
         for video in rng.sample(videos, rng.randint(2, 12)):
             at = NOW - timedelta(seconds=rng.uniform(60, 5 * 3600))
             rows.append((person, video.pk, at, f"phone-{n}", f"100.64.0.{n % 20}"))
-    _likes(rows)
+    likes_insert(rows)
     report = integrity_pass(window=timedelta(hours=6), now=NOW)
     assert report.ran and report.likes == len(rows) and report.opened == 0
     assert not Case.objects.exists()
