@@ -27,12 +27,15 @@ def velocity(events: Events) -> dict[int, Int]:
     user = events.user[order]
     ts = events.ts[order]
     starts, _ = runs(user)
-    span = int(ts.max() - ts.min()) + 1 if len(ts) else 1
-    key = user.astype(np.int64) * (span + 3600 * SECOND) + (ts - (ts.min() if len(ts) else 0))
+    # one sorted key (account, then time in ms): ms keep it within int64 for billions of
+    # accounts over any window a pass reads
+    ms = (ts - (ts.min() if len(ts) else 0)) // 1000
+    span = int(ms.max()) + 1 if len(ms) else 1
+    key = user.astype(np.int64) * (span + max(VELOCITY_WINDOWS) * 1000) + ms
     index = np.arange(len(key), dtype=np.int64)
     out: dict[int, Int] = {}
     for window in VELOCITY_WINDOWS:
-        first = np.searchsorted(key, key - window * SECOND, side="right")
+        first = np.searchsorted(key, key - window * 1000, side="right")
         counts = index - first + 1
         per_user = np.zeros(events.users, dtype=np.int64)
         if len(counts):
