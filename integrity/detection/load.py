@@ -5,11 +5,13 @@ binary)` of fixed-width integers, parsed by numpy a chunk at a time into arrays 
 Devices and networks are hashed in SQL (`hashtextextended`) and coded densely in numpy; accounts
 are coded densely too, and `Events.user_ids` holds each code's user id (as text)."""
 
+import contextlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+import psycopg
 from django.db import connection
 
 from integrity.detection.arrays import Int
@@ -78,29 +80,40 @@ def _dense(values: Int) -> tuple[Int, Int]:
     return codes, distinct
 
 
-def events_from_likes(*, since: datetime, until: datetime) -> Events:
+def events_from_likes(
+    *, since: datetime, until: datetime, database: psycopg.Connection[Any] | None = None
+) -> Events:
     """The likes made in [since, until), counted or not (a decision must see the likes it
-    already discounted), as `Events`."""
+    already discounted), as `Events`: from Django's database, or from `database` (a psycopg
+    connection to a database of the same schema: `integrity_evaluate`'s scratch database)."""
+    with contextlib.ExitStack() as stack:
+        if database is None:
+            cursor = stack.enter_context(connection.cursor()).cursor
+        else:
+            cursor = stack.enter_context(database.cursor())
+        return _read(cursor, since=since, until=until)
+
+
+def _read(cursor: Any, *, since: datetime, until: datetime) -> Events:
     from engagement.models import Like, Video
 
     statement = _likes_select(Like._meta.db_table, Video._meta.db_table)
     params = {"since": since, "until": until}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT count(*) FROM {Like._meta.db_table} "
-            "WHERE created_at >= %(since)s AND created_at < %(until)s",
-            params,
-        )
-        expected = int(cursor.fetchone()[0])
-        columns = {name: np.empty(expected + CHUNK_ROWS, dtype=np.int64) for name in _COLUMNS}
-        filled = 0
-        for chunk in _rows(cursor.cursor, statement, params):
-            if filled + len(chunk) > len(columns["user"]):  # rows committed since the count
-                for name in _COLUMNS:
-                    columns[name] = np.resize(columns[name], filled + len(chunk) + CHUNK_ROWS)
+    cursor.execute(
+        f"SELECT count(*) FROM {Like._meta.db_table} "
+        "WHERE created_at >= %(since)s AND created_at < %(until)s",
+        params,
+    )
+    expected = int(cursor.fetchone()[0])
+    columns = {name: np.empty(expected + CHUNK_ROWS, dtype=np.int64) for name in _COLUMNS}
+    filled = 0
+    for chunk in _rows(cursor, statement, params):
+        if filled + len(chunk) > len(columns["user"]):  # rows committed since the count
             for name in _COLUMNS:
-                columns[name][filled : filled + len(chunk)] = chunk[name]
-            filled += len(chunk)
+                columns[name] = np.resize(columns[name], filled + len(chunk) + CHUNK_ROWS)
+        for name in _COLUMNS:
+            columns[name][filled : filled + len(chunk)] = chunk[name]
+        filled += len(chunk)
     cut = {name: array[:filled] for name, array in columns.items()}
     users, user_ids = _dense(cut["user"])
     return Events(

@@ -7,7 +7,7 @@
 3. create: a scratch database of its own (unique name), `migrate`d to the project's schema;
 4. load: accounts, videos and likes by COPY (scratch.py);
 5. read: the likes back as `Events` by integrity.detection.load.events_from_likes, the reader
-   the light and nightly passes use (pointed at the scratch database for the while);
+   the light and nightly passes use, on the scratch database's own connection;
 6. detect: integrity.detection.detect, the same call the passes make;
 7. write: FLAGGED.csv (`user_id,score,signals`; the file's own user ids; signals joined by `|`;
    highest score first), written to a temporary name and renamed at the end;
@@ -231,8 +231,10 @@ def evaluate(
                     + ", ".join(f"{k} {v:.1f} s" for k, v in load_timings.items())
                     + ")"
                 )
-                with progress.phase("read"), scratch.as_default_database():
-                    events = events_from_likes(since=EARLIEST, until=LATEST)
+                with progress.phase("read"):
+                    events = events_from_likes(
+                        since=EARLIEST, until=LATEST, database=scratch.connection
+                    )
                 progress.say(
                     f"read: {len(events):,} likes as Events by integrity.detection.load "
                     f"({progress.since('read')})"

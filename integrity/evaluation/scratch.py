@@ -2,8 +2,8 @@
 
 It is a database of its own on the same server (a unique name per run), given the project's
 schema by `manage.py migrate` (a child process pointed at it), and reached through a psycopg
-connection of its own; detection's loader reads it as production's database for the while
-(`as_default_database`). The likes go into
+connection of its own, which detection's loader reads from (`events_from_likes(database=…)`).
+The likes go into
 `engagement_like` with one COPY while the table carries no index and no foreign key; then the
 constraints that define the data come back — the primary key and the one-like-per-user-and-video
 rule — and the read-side indexes are not built (detection reads the whole table in one scan).
@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from urllib.parse import quote
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections
 from psycopg import sql
 
 from engagement.models import Like, User, Video
@@ -115,21 +114,6 @@ class ScratchDatabase:
                     )
                 )
             self.created = False
-
-    @contextmanager
-    def as_default_database(self) -> Iterator[None]:
-        """Django's default connection points at the scratch database for the block, so that
-        code written for production's database (the detection loader) reads this one. The
-        command's process has no other use for it meanwhile."""
-        default = connections[DEFAULT_DB_ALIAS]
-        saved = default.settings_dict["NAME"]
-        default.close()
-        default.settings_dict["NAME"] = self.name
-        try:
-            yield
-        finally:
-            default.close()
-            default.settings_dict["NAME"] = saved
 
     def usernames(self, pks: list[int]) -> dict[int, str]:
         with self.cursor() as cursor:
