@@ -203,6 +203,9 @@ def _seed_history(*, now: datetime) -> dict[str, int]:
     videos = _videos(rng, users, now)
     history = _History()
     stickers = _stickers(videos, now)
+    # The unfollow below undoes a follow this history wrote, never one of engagement's own demo
+    # follows (a second seed would make that one again: the seed would not be idempotent).
+    follows_before = Follow.objects.order_by("-id").values_list("id", flat=True).first() or 0
     _interactions(rng, users, videos, stickers, history, now)
     _write(history)
     # Removals exist too: one unlike and one unfollow, through the services (Removal records).
@@ -211,10 +214,8 @@ def _seed_history(*, now: datetime) -> dict[str, int]:
     if (unliked := liked.order_by("id").first()) is not None:
         video_unlike(user=dave, video_id=unliked.video_id)
     # vera's first follow, or (when the day's rhythm gave her none) the first follow of anyone
-    followed = (
-        Follow.objects.filter(user=vera).order_by("id").first()
-        or Follow.objects.select_related("user").order_by("id").first()
-    )
+    written = Follow.objects.filter(id__gt=follows_before).order_by("id")
+    followed = written.filter(user=vera).first() or written.select_related("user").first()
     if followed is not None:
         creator_unfollow(user=followed.user, creator_id=followed.creator_id)
     video_counters_recount_many(video_ids=[video.id for video in videos])
