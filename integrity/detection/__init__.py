@@ -17,11 +17,17 @@ import numpy as np
 
 from integrity.detection.events import Events, events_from_columns
 from integrity.detection.signals import (
+    MINUTES,
+    SCALES,
+    Cells,
     Group,
     Rows,
-    group_concentration,
+    groups_completed,
+    judge_accounts,
     lockstep,
+    member_concentration,
     shared_values,
+    value_groups,
     velocity,
 )
 
@@ -29,10 +35,13 @@ __all__ = ["Events", "Finding", "Flag", "detect", "events_from_columns", "findin
 
 # Evidence thresholds (docs/integrity.md): tuned on the generator's seeds.
 MIN_LIFT = 5.0  # members' co-likes at least 5x what their activity and the cells predict
-DEVICE_CROWD = 20  # a device used by more accounts than this says nothing (a shared kiosk)
+DEVICE_CROWD = 50  # a device used by more accounts than this says nothing (a shop's demo phone)
 NETWORK_CROWD = 50  # a network (/24, /48) used by more accounts says nothing (NAT, carrier)
 CONCENTRATION = 0.3  # share of members behind such devices or networks
 HISTORY_OUTSIDE = 0.5  # members whose cells are mostly the group's (their own history is thin)
+# ... at the hours and days scales, where a light user's few likes in a chat's shares are
+# already half its history, thin means thinner
+HISTORY_OUTSIDE_COARSE = 0.3
 VELOCITY_PER_MINUTE = 30  # likes in one minute no person keeps up
 
 
@@ -51,6 +60,11 @@ class Finding:
 
     group: Group
     evidence: dict[str, float] = field(default_factory=dict)
+    # per member (aligned with group.members): evidence of its own that it belongs — its likes
+    # behind the group's devices or networks, a history that is mostly the group's, inhuman
+    # speed. A flagged finding flags only these members (a genuine account that happens to
+    # hold some of a big group's cells has none).
+    members_backed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @property
     def independent(self) -> list[str]:
@@ -74,34 +88,104 @@ def findings(events: Events) -> list[Finding]:
     if len(events) == 0:
         return []
     fast = velocity(events)[60]
-    groups = [group for group in lockstep(events) if group.lift >= MIN_LIFT]
+    groups = candidate_groups(events)
     if not groups:
         return []
     rows = Rows.of(events)
     device_sharers = shared_values(events, events.device)
     network_sharers = shared_values(events, events.networks)
+    address_sharers = shared_values(events, events.ip)
     found: list[Finding] = []
     for group in groups:
         evidence: dict[str, float] = {
             "lockstep": min(1.0, group.participation * min(group.shared_cells, 10) / 10)
         }
-        device = group_concentration(
-            events, group, events.device, device_sharers, rows, DEVICE_CROWD
+        on_devices = (
+            member_concentration(events, group, events.device, device_sharers, rows, DEVICE_CROWD)
+            >= 0.5
         )
+        device = float(np.mean(on_devices))
         if device >= CONCENTRATION:
             evidence["device_cluster"] = device
-        network = group_concentration(
-            events, group, events.networks, network_sharers, rows, NETWORK_CROWD
+        # by /24 (/48) network, or by address: a farm's proxies in a hosting block that VPN
+        # exits share are the group's own addresses still
+        on_networks = (
+            member_concentration(
+                events, group, events.networks, network_sharers, rows, NETWORK_CROWD
+            )
+            >= 0.5
+        ) | (
+            member_concentration(events, group, events.ip, address_sharers, rows, NETWORK_CROWD)
+            >= 0.5
         )
+        network = float(np.mean(on_networks))
         if network >= CONCENTRATION:
             evidence["network_cluster"] = network
-        if group.outside_share <= HISTORY_OUTSIDE:
+        thin = HISTORY_OUTSIDE if group.scale == MINUTES.name else HISTORY_OUTSIDE_COARSE
+        if group.outside_share <= thin:
             evidence["thin_history"] = 1.0 - group.outside_share
-        speed = float(np.mean(fast[group.members] >= VELOCITY_PER_MINUTE))
+        is_fast = fast[group.members] >= VELOCITY_PER_MINUTE
+        speed = float(np.mean(is_fast))
         if speed >= CONCENTRATION:
             evidence["velocity"] = speed
-        found.append(Finding(group, evidence))
+        backed = np.zeros(len(group.members), dtype=bool)
+        if "device_cluster" in evidence:
+            backed |= on_devices
+        if "network_cluster" in evidence:
+            backed |= on_networks
+        if "thin_history" in evidence and len(group.member_outside) == len(group.members):
+            backed |= group.member_outside <= thin
+        if "velocity" in evidence:
+            backed |= is_fast
+        found.append(Finding(group, evidence, backed))
     return found
+
+
+# Candidates among the accounts behind one device or address: more than a small household,
+# fewer than a carrier's address; the group their behaviour forms must then be a strong one
+# (the shared value is how it was found, so it is not evidence twice over): far above what its
+# members' activity predicts, on two cells at least or as most of one cell's likers.
+VALUE_GROUP_SMALLEST = 5
+VALUE_GROUP_CROWD = 300
+VALUE_GROUP_LIFT = 100.0
+VALUE_GROUP_CONTRAST = 0.5
+
+
+def _strong(group: Group) -> bool:
+    if group.source == "co_likes":
+        return group.lift >= MIN_LIFT
+    return group.lift >= VALUE_GROUP_LIFT and (
+        group.shared_cells >= 2 or group.contrast >= VALUE_GROUP_CONTRAST
+    )
+
+
+def candidate_groups(events: Events) -> list[Group]:
+    """Lockstep groups at every scale, found by co-liking (MinHash) and among the accounts
+    behind one device or address; one group per distinct set of members (the finest scale's)."""
+    device_groups = value_groups(
+        events, events.device, smallest=VALUE_GROUP_SMALLEST, crowd=VALUE_GROUP_CROWD
+    )
+    network_groups = value_groups(
+        events, events.ip, smallest=VALUE_GROUP_SMALLEST, crowd=VALUE_GROUP_CROWD
+    )
+    seen: set[bytes] = set()
+    groups: list[Group] = []
+    for scale in SCALES:
+        cells = Cells.of(events, scale)
+        found = lockstep(events, cells)
+        for source, candidates in (("device", device_groups), ("network", network_groups)):
+            for accounts in candidates:
+                group = judge_accounts(events, accounts, cells, source)
+                if group is not None:
+                    found.append(group)
+        found = groups_completed(events, [g for g in found if _strong(g)], cells)
+        del cells
+        for group in found:
+            key = group.members.astype(np.int64).tobytes()
+            if _strong(group) and key not in seen:
+                seen.add(key)
+                groups.append(group)
+    return groups
 
 
 def detect(events: Events) -> list[Flag]:
@@ -111,7 +195,7 @@ def detect(events: Events) -> list[Flag]:
         if not finding.flagged:
             continue
         kinds = tuple(sorted(finding.evidence))
-        for user in finding.group.members.tolist():
+        for user in finding.group.members[finding.members_backed].tolist():
             flag = Flag(int(user), round(finding.score, 6), kinds)
             if user not in best or best[user].score < flag.score:
                 best[user] = flag

@@ -40,8 +40,12 @@ def runs(sorted_keys: npt.NDArray[np.integer]) -> tuple[Int, Int]:
 
 def distinct_count(group: npt.NDArray[np.integer], value: npt.NDArray[np.integer]) -> Int:
     """For each row, how many distinct `value`s its `group` has (e.g. accounts per device)."""
-    pairs = np.unique(np.stack((group.astype(np.int64), value.astype(np.int64)), axis=1), axis=0)
-    groups, counts = np.unique(pairs[:, 0], return_counts=True)
+    if len(group) == 0:
+        return np.zeros(0, dtype=np.int64)
+    # one int64 key per (group, value) pair: a 1-D unique, several times faster than axis=0
+    span = int(value.max()) + 1
+    pairs = np.unique(group.astype(np.int64) * span + value.astype(np.int64))
+    groups, counts = np.unique(pairs // span, return_counts=True)
     return counts[np.searchsorted(groups, group)].astype(np.int64)
 
 

@@ -45,10 +45,26 @@ def velocity(events: Events) -> dict[int, Int]:
 
 
 # --- lockstep groups -----------------------------------------------------------------------
-# A cell is (video, time window): accounts that like the same videos within the same short
-# windows share cells. Two overlapping grids (offset by half a window) so two likes closer than
-# half a window always share a cell.
-CELL_SECONDS = 15 * 60
+# A cell is (video, time window): accounts that like the same videos within the same windows
+# share cells. Two overlapping grids (offset by half a window) so two likes closer than half a
+# window always share a cell. Groups are searched at several scales: minutes (a farm's batch),
+# hours (jittered timing) and days (a slow drip) — the same search on coarser cells.
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    seconds: int
+    # a group's shared cells are those held by at least this share of its members: a batch
+    # spread over hours or days splits its members over more cells, and takes part less fully
+    shared_share: float
+
+
+MINUTES = Scale("minutes", 15 * 60, 0.5)
+HOURS = Scale("hours", 6 * 3600, 0.3)
+DAYS = Scale("days", 4 * 86400, 0.3)
+SCALES = (MINUTES, HOURS, DAYS)
+CELL_SECONDS = MINUTES.seconds
 MIN_ACCOUNT_CELLS = 3  # accounts with fewer co-liked cells are not grouped (too little to judge)
 # Only co-liked cells go into the signatures: a cell that one or two accounts hold says nothing
 # about groups (and an account's scattered likes would dilute its set: camouflage), and a cell
@@ -78,15 +94,48 @@ class Group:
     spread_s: float  # median time spread of the members' likes within a shared cell
     outside_share: float  # mean share of a member's cells outside the shared ones
     videos: Int = field(default_factory=lambda: np.zeros(0, np.int64))
+    scale: str = MINUTES.name
+    source: str = "co_likes"  # how the candidates were found: co_likes, device, network
+    cells: Int = field(default_factory=lambda: np.zeros(0, np.int64))  # its shared cells
+    # per member: the share of its cells outside the shared ones (its own history)
+    member_outside: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    work: Int = field(default_factory=lambda: np.zeros(0, np.int64))  # its likes in those cells
     # per member (aligned with `members`): the first and last of its likes in the shared cells
     first_us: Int = field(default_factory=lambda: np.zeros(0, np.int64))
     last_us: Int = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
-def _cells(events: Events) -> tuple[Int, Int, Int]:
+@dataclass
+class Cells:
+    """Every like's cells at one scale, one row per distinct (account, cell), sorted by account
+    then cell; `likers`: how many accounts hold the row's cell; `starts`: where each account's
+    rows start (events.users + 1 long)."""
+
+    scale: Scale
+    user: Int
+    cell: Int
+    like: Int
+    likers: Int
+    starts: Int
+
+    @classmethod
+    def of(cls, events: Events, scale: Scale) -> "Cells":
+        user, cell, like = _cells(events, scale.seconds)
+        starts = np.searchsorted(user, np.arange(events.users + 1))
+        return cls(scale, user, cell, like, _cell_likers(cell), starts)
+
+    def rows_of(self, accounts: Int) -> Int:
+        """The row indexes of these accounts' cells."""
+        return np.concatenate(
+            [np.arange(self.starts[a], self.starts[a + 1]) for a in accounts.tolist()]
+            or [np.zeros(0, dtype=np.int64)]
+        )
+
+
+def _cells(events: Events, seconds: int = CELL_SECONDS) -> tuple[Int, Int, Int]:
     """(account, cell, like index) of every like on both grids, one row per distinct pair,
     sorted by account then cell."""
-    window = CELL_SECONDS * SECOND
+    window = seconds * SECOND
     n = len(events)
     base = events.ts - events.ts.min()
     buckets = int((base.max() + window // 2) // window) + 2 if n else 1
@@ -163,14 +212,15 @@ def _candidates(user: Int, cell: Int, likers: Int, n_users: int) -> Int:
     return labels
 
 
-def lockstep(events: Events) -> list[Group]:
+def lockstep(events: Events, cells: Cells | None = None) -> list[Group]:
     """Candidate groups (MinHash LSH over the accounts' cell sets, linear in the likes), each
     judged by its shared cells against what its members' own activity and its cells'
     popularity predict (degree-corrected lift) and by how much of those cells it makes up."""
-    user, cell, like = _cells(events)
+    if cells is None:
+        cells = Cells.of(events, MINUTES)
+    user, cell, like, cell_likers = cells.user, cells.cell, cells.like, cells.likers
     if len(user) == 0:
         return []
-    cell_likers = _cell_likers(cell)  # per row: distinct accounts in its cell
     labels = _candidates(user, cell, cell_likers, events.users)
     cells_per_user = np.bincount(user, minlength=events.users).astype(np.float64)
     total_rows = float(len(user))
@@ -195,10 +245,50 @@ def lockstep(events: Events) -> list[Group]:
             cells_per_user,
             total_rows,
             events,
+            cells.scale,
         )
         if group is not None:
             groups.append(group)
     return groups
+
+
+def judge_accounts(events: Events, accounts: Int, cells: Cells, source: str) -> Group | None:
+    """A candidate group found another way (accounts behind one device or network) judged like
+    a lockstep candidate on `cells`: the same shared cells, lift and contrast."""
+    rows = cells.rows_of(accounts)
+    if len(rows) == 0:
+        return None
+    cells_per_user = np.diff(cells.starts).astype(np.float64)
+    group = _judge(
+        np.unique(accounts),
+        cells.user[rows],
+        cells.cell[rows],
+        cells.like[rows],
+        cells.likers[rows],
+        cells_per_user,
+        float(len(cells.user)),
+        events,
+        cells.scale,
+        min_videos=1,
+    )
+    if group is not None:
+        group.source = source
+    return group
+
+
+def value_groups(events: Events, values: Int, *, smallest: int, crowd: int) -> list[Int]:
+    """The accounts behind each device (or network) value that between `smallest` and `crowd`
+    accounts use: a farm's phones and addresses, never a carrier's pool or a big office."""
+    known = values >= 0
+    if not known.any():
+        return []
+    user = events.user[known].astype(np.int64)
+    span = int(user.max()) + 1
+    pairs = np.unique(values[known].astype(np.int64) * span + user)
+    value, account = pairs // span, pairs % span
+    starts, lengths = runs(value)
+    chosen = (lengths >= smallest) & (lengths <= crowd)
+    return [account[s : s + n] for s, n in zip(starts[chosen], lengths[chosen], strict=True)]
 
 
 def _judge(
@@ -210,16 +300,18 @@ def _judge(
     cells_per_user: np.ndarray,
     total_rows: float,
     events: Events,
+    scale: Scale = MINUTES,
+    min_videos: int = MIN_SHARED_VIDEOS,
 ) -> Group | None:
     _, inverse, counts = np.unique(cell, return_inverse=True, return_counts=True)
-    needed = max(3, int(np.ceil(SHARED_SHARE * len(members))))
+    needed = max(3, int(np.ceil(scale.shared_share * len(members))))
     shared = counts >= needed
-    if shared.sum() < MIN_SHARED_CELLS:
+    if shared.sum() < (MIN_SHARED_CELLS if min_videos >= MIN_SHARED_VIDEOS else 1):
         return None
     in_shared = shared[inverse]
     # members that hold few of the shared cells are not part of the group
     held = np.bincount(np.searchsorted(members, user[in_shared]), minlength=len(members))
-    core = held >= max(2, int(0.5 * shared.sum()))
+    core = held >= max(min(2, int(shared.sum())), int(scale.shared_share * shared.sum()))
     if core.sum() < MIN_GROUP:
         return None
     members = members[core]
@@ -232,7 +324,7 @@ def _judge(
         in_shared[keep],
     )
     n_shared = len(np.unique(cell[in_shared]))
-    if len(np.unique(events.video[like[in_shared]])) < MIN_SHARED_VIDEOS:
+    if len(np.unique(events.video[like[in_shared]])) < min_videos:
         return None
     # degree-corrected expectation: a cell with n likers draws each of them in proportion to
     # their activity, so the members are expected there n * (members' cells / all cells) times
@@ -261,6 +353,10 @@ def _judge(
     np.minimum.at(first_us, member_of, shared_ts)
     np.maximum.at(last_us, member_of, shared_ts)
     totals = cells_per_user[members]
+    member_outside = np.maximum(
+        1.0 - per_member_shared / np.maximum(per_member, 1),
+        1.0 - per_member_shared / np.maximum(totals, 1),
+    )
     outside_all = float(np.mean(1.0 - per_member_shared / np.maximum(totals, 1)))
     return Group(
         members=members,
@@ -273,7 +369,67 @@ def _judge(
         videos=np.unique(events.video[like[in_shared]]).astype(np.int64),
         first_us=first_us,
         last_us=last_us,
+        scale=scale.name,
+        cells=np.unique(cell[in_shared]),
+        member_outside=member_outside,
+        work=np.unique(like[in_shared]).astype(np.int64),
     )
+
+
+COMPLETE_MIN_CELLS = 6
+
+
+def groups_completed(events: Events, groups: list[Group], cells: Cells) -> list[Group]:
+    """Each group with every account that holds at least half of its shared cells (the members
+    a candidate search split off or missed: a farm seen through one address at a time), groups
+    that share cells merged into one, and the result judged again (one pass over the cells)."""
+    if not groups:
+        return []
+    group_of_cell = np.concatenate([np.full(len(g.cells), i) for i, g in enumerate(groups)])
+    all_cells = np.concatenate([g.cells for g in groups])
+    # groups that share a cell are one
+    order = np.argsort(all_cells, kind="stable")
+    same = np.flatnonzero(all_cells[order][1:] == all_cells[order][:-1])
+    merged = components(len(groups), group_of_cell[order][same], group_of_cell[order][same + 1])
+    # every (account, group) holding of a shared cell, in one pass over the scale's rows
+    distinct, first = np.unique(all_cells[order], return_index=True)
+    position = np.searchsorted(distinct, cells.cell)
+    position[position >= len(distinct)] = 0
+    hit = distinct[position] == cells.cell
+    rows = np.flatnonzero(hit)
+    # a cell shared by several groups counts for the first; they are merged anyway
+    holder_group = group_of_cell[order][first][position[rows]]
+    key = cells.user[rows].astype(np.int64) * len(groups) + holder_group
+    pairs, held = np.unique(key, return_counts=True)
+    account, group_index = pairs // len(groups), pairs % len(groups)
+    # joining needs half of six cells or more: a genuine account holds half of a group's
+    # cells only by chance when they are few; and never on the days scale, where a cell is
+    # nearly a video and its fans hold many
+    need = np.array(
+        [
+            max(3, int(np.ceil(cells.scale.shared_share * len(g.cells))))
+            if len(g.cells) >= COMPLETE_MIN_CELLS and cells.scale.seconds < DAYS.seconds
+            else np.iinfo(np.int64).max
+            for g in groups
+        ]
+    )
+    joined = held >= need[group_index]
+    completed: list[Group] = []
+    for component in np.unique(merged).tolist():
+        parts = np.flatnonzero(merged == component)
+        accounts = np.unique(
+            np.concatenate(
+                [groups[i].members for i in parts.tolist()]
+                + [account[joined & np.isin(group_index, parts)]]
+            )
+        )
+        best = max((groups[i] for i in parts.tolist()), key=lambda g: len(g.members))
+        if len(parts) == 1 and len(accounts) == len(best.members):
+            completed.append(best)
+            continue
+        again = judge_accounts(events, accounts, cells, best.source)
+        completed.append(again if again is not None and len(again.members) >= len(best.members) else best)
+    return completed
 
 
 # --- devices and networks ---------------------------------------------------------------------
@@ -313,16 +469,32 @@ class Rows:
 def group_concentration(
     events: Events, group: Group, values: Int, sharers_of: Int, rows_of: Rows, crowd: int
 ) -> float:
+    """The share of the members `member_concentration` finds behind the group's own values."""
+    shares = member_concentration(events, group, values, sharers_of, rows_of, crowd)
+    return float(np.mean(shares >= 0.5)) if len(shares) else 0.0
+
+
+def member_concentration(
+    events: Events, group: Group, values: Int, sharers_of: Int, rows_of: Rows, crowd: int
+) -> np.ndarray:
     """The share of the group's members whose likes in the data come mostly through values
     (devices or networks) that other members share and that at most `crowd` accounts use in
     all: 1.0 for a farm behind a few devices, ~0 for accounts on their own devices or behind a
     carrier's pool. `sharers_of`: per like, the accounts behind its value (`shared_values`,
     once per pass)."""
     members = group.members
-    rows = rows_of.of_accounts(members)
+    # the group's own likes (in its shared cells) when known, else the members' likes while
+    # the group worked
+    rows = group.work if len(group.work) else rows_of.of_accounts(members)
     rows = rows[values[rows] >= 0]
+    if not len(group.work) and len(group.first_us) == len(members) and len(rows):
+        # a member's likes while the group worked (a hijacked account's own history, on its
+        # own phone and home network, is not the group's)
+        member = np.searchsorted(members, events.user[rows])
+        ts = events.ts[rows]
+        rows = rows[(ts >= group.first_us[member]) & (ts <= group.last_us[member])]
     if len(rows) == 0:
-        return 0.0
+        return np.zeros(len(members))
     value = values[rows]
     user = events.user[rows]
     sharers = sharers_of[rows]  # accounts behind the value, members or not
@@ -332,10 +504,11 @@ def group_concentration(
         np.searchsorted(distinct_values, pairs[:, 0]), minlength=len(distinct_values)
     )  # every row here is a member's
     member_count = member_sharers[np.searchsorted(distinct_values, value)]
-    suspicious = (member_count >= 2) & (sharers <= crowd)
+    # the group's own value: few others use it, or its users are mostly the group
+    suspicious = (member_count >= 2) & ((sharers <= crowd) | (2 * member_count >= sharers))
     per_user_total = np.bincount(np.searchsorted(members, user), minlength=len(members))
     per_user_suspicious = np.bincount(
         np.searchsorted(members, user[suspicious]), minlength=len(members)
     )
-    share = per_user_suspicious / np.maximum(per_user_total, 1)
-    return float(np.mean(share >= 0.5))
+    share: np.ndarray = per_user_suspicious / np.maximum(per_user_total, 1)
+    return share
