@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         members = groups[name]
         flagged = sum(m in flags for m in members)
         held = Counter(finding_of[m] for m in members if m in finding_of)
-        line = f"  {name:16} {len(members):4} members  flagged {flagged:4}  in findings {sum(held.values()):4}"
+        line = (
+            f"  {name:16} {len(members):4} members  flagged {flagged:4}  "
+            f"in findings {sum(held.values()):4}"
+        )
         if held:
             best, count = held.most_common(1)[0]
             f = found[best]

@@ -22,11 +22,13 @@ from integrity.detection.signals import (
     Cells,
     Group,
     Rows,
+    bursts,
     groups_completed,
     judge_accounts,
     lockstep,
     member_concentration,
     shared_values,
+    single_use_share,
     value_groups,
     velocity,
 )
@@ -43,6 +45,11 @@ HISTORY_OUTSIDE = 0.5  # members whose cells are mostly the group's (their own h
 # already half its history, thin means thinner
 HISTORY_OUTSIDE_COARSE = 0.3
 VELOCITY_PER_MINUTE = 30  # likes in one minute no person keeps up
+
+
+# What the accounts did together (a lockstep group; a burst on one video); every other kind is
+# evidence of another sort (devices, networks, history, speed) that must agree before a flag.
+BEHAVIOUR = ("lockstep", "burst")
 
 
 @dataclass(frozen=True)
@@ -68,11 +75,11 @@ class Finding:
 
     @property
     def independent(self) -> list[str]:
-        return [kind for kind in self.evidence if kind != "lockstep"]
+        return [kind for kind in self.evidence if kind not in BEHAVIOUR]
 
     @property
     def flagged(self) -> bool:
-        return "lockstep" in self.evidence and bool(self.independent)
+        return any(kind in self.evidence for kind in BEHAVIOUR) and bool(self.independent)
 
     @property
     def score(self) -> float:
@@ -89,8 +96,6 @@ def findings(events: Events) -> list[Finding]:
         return []
     fast = velocity(events)[60]
     groups = candidate_groups(events)
-    if not groups:
-        return []
     rows = Rows.of(events)
     device_sharers = shared_values(events, events.device)
     network_sharers = shared_values(events, events.networks)
@@ -138,6 +143,15 @@ def findings(events: Events) -> list[Finding]:
         if "velocity" in evidence:
             backed |= is_fast
         found.append(Finding(group, evidence, backed))
+    for group in bursts(events):
+        # every like of the burst is from an account with almost no history on a device no
+        # other like used: the burst (behaviour) and the spoofed devices (technical) agree;
+        # single-use addresses add to the score
+        evidence = {"burst": group.contrast, "spoofed_devices": 1.0}
+        proxies = single_use_share(events, events.ip, group.work)
+        if proxies >= 0.5:
+            evidence["spoofed_addresses"] = proxies
+        found.append(Finding(group, evidence, np.ones(len(group.members), dtype=bool)))
     return found
 
 

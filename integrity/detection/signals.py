@@ -428,7 +428,8 @@ def groups_completed(events: Events, groups: list[Group], cells: Cells) -> list[
             completed.append(best)
             continue
         again = judge_accounts(events, accounts, cells, best.source)
-        completed.append(again if again is not None and len(again.members) >= len(best.members) else best)
+        bigger = again is not None and len(again.members) >= len(best.members)
+        completed.append(again if again is not None and bigger else best)
     return completed
 
 
@@ -512,3 +513,84 @@ def member_concentration(
     )
     share: np.ndarray = per_user_suspicious / np.maximum(per_user_total, 1)
     return share
+
+
+# --- bursts from accounts with almost no history on spoofed devices ------------------------------
+# A one-shot order: many accounts that have barely liked anything like one video within half an
+# hour, each from a device (and an address) that is never seen again. Genuine newcomers do
+# arrive on a video together, but as a sliver of its likers and on devices they keep using.
+BURST_SECONDS = 30 * 60
+BURST_MIN_LIKES = 8
+BURST_SHARE = 0.5  # of the cell's likes
+FEW_LIKES = 8  # "almost no history": at most this many likes in the data
+
+
+def bursts(events: Events) -> list[Group]:
+    """One group per burst cell (video, half hour, two grids): its likes from accounts with
+    almost no history on single-use devices, when they are at least BURST_MIN_LIKES and half
+    of the cell's likes."""
+    n = len(events)
+    if n == 0:
+        return []
+    known = events.device >= 0
+    uses = np.bincount(events.device[known], minlength=1)
+    single_device = known.copy()
+    single_device[known] = uses[events.device[known]] == 1
+    likes_of = np.bincount(events.user, minlength=events.users)
+    suspect = single_device & (likes_of[events.user] <= FEW_LIKES)
+    if not suspect.any():
+        return []
+    window = BURST_SECONDS * SECOND
+    base = events.ts - events.ts.min()
+    buckets = int((base.max() + window // 2) // window) + 2
+    taken = np.zeros(n, dtype=bool)
+    groups: list[Group] = []
+    for offset in (0, window // 2):
+        cell = events.video.astype(np.int64) * buckets + (base + offset) // window
+        cells, inverse, counts = np.unique(cell, return_inverse=True, return_counts=True)
+        free = suspect & ~taken
+        suspects = np.bincount(inverse[free], minlength=len(cells))
+        burst = (suspects >= BURST_MIN_LIKES) & (suspects >= BURST_SHARE * counts)
+        if not burst.any():
+            continue
+        rows = np.flatnonzero(free & burst[inverse])
+        order = np.argsort(inverse[rows], kind="stable")
+        rows = rows[order]
+        starts, lengths = runs(inverse[rows])
+        for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+            likes = rows[start : start + length]
+            taken[likes] = True
+            groups.append(_burst_group(events, likes, int(counts[inverse[likes[0]]]), likes_of))
+    return groups
+
+
+def _burst_group(events: Events, likes: Int, cell_likes: int, likes_of: Int) -> Group:
+    user = events.user[likes]
+    members, first = np.unique(user, return_index=True)
+    ts = events.ts[likes][first]
+    spread = float(events.ts[likes].max() - events.ts[likes].min()) / SECOND
+    return Group(
+        members=members,
+        shared_cells=1,
+        participation=1.0,
+        lift=float("inf"),
+        contrast=len(likes) / max(cell_likes, 1),
+        spread_s=spread,
+        outside_share=float(np.mean(1.0 - 1.0 / np.maximum(likes_of[members], 1))),
+        videos=np.unique(events.video[likes]).astype(np.int64),
+        first_us=ts.astype(np.int64),
+        last_us=ts.astype(np.int64),
+        scale="burst",
+        source="burst",
+        work=np.sort(likes).astype(np.int64),
+        member_outside=1.0 - 1.0 / np.maximum(likes_of[members], 1),
+    )
+
+
+def single_use_share(events: Events, values: Int, likes: Int) -> float:
+    """The share of these likes whose value (device or address) no other like has."""
+    known = values >= 0
+    uses = np.bincount(values[known], minlength=1)
+    chosen = values[likes]
+    single = (chosen >= 0) & (uses[np.maximum(chosen, 0)] == 1)
+    return float(np.mean(single)) if len(likes) else 0.0
