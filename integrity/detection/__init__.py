@@ -17,6 +17,7 @@ import numpy as np
 
 from integrity.detection.events import Events, events_from_columns
 from integrity.detection.signals import (
+    DAYS,
     MINUTES,
     SCALES,
     Cells,
@@ -31,6 +32,7 @@ from integrity.detection.signals import (
     single_use_share,
     value_groups,
     velocity,
+    worth_judging,
 )
 
 __all__ = ["Events", "Finding", "Flag", "detect", "events_from_columns", "findings"]
@@ -160,7 +162,7 @@ def findings(events: Events) -> list[Finding]:
 # (the shared value is how it was found, so it is not evidence twice over): far above what its
 # members' activity predicts, on two cells at least or as most of one cell's likers.
 VALUE_GROUP_SMALLEST = 5
-VALUE_GROUP_CROWD = 300
+VALUE_GROUP_CROWD = 120
 VALUE_GROUP_LIFT = 100.0
 VALUE_GROUP_CONTRAST = 0.5
 
@@ -187,9 +189,12 @@ def candidate_groups(events: Events) -> list[Group]:
     for scale in SCALES:
         cells = Cells.of(events, scale)
         found = lockstep(events, cells)
-        for source, candidates in (("device", device_groups), ("network", network_groups)):
-            for accounts in candidates:
-                group = judge_accounts(events, accounts, cells, source)
+        value_candidates = [("device", device_groups), ("network", network_groups)]
+        if scale.seconds >= DAYS.seconds:
+            value_candidates = []  # a days cell is nearly a video: a household's fans share it
+        for source, candidates in value_candidates:
+            for index in worth_judging(candidates, cells):
+                group = judge_accounts(events, candidates[index], cells, source)
                 if group is not None:
                     found.append(group)
         found = groups_completed(events, [g for g in found if _strong(g)], cells)
