@@ -29,6 +29,8 @@ class SignalKind(models.TextChoices):
     DEVICE_CLUSTER = "device_cluster", "Device cluster"
     NETWORK_CLUSTER = "network_cluster", "Network cluster"
     THIN_HISTORY = "thin_history", "Accounts that exist for the group"
+    SPOOFED_DEVICES = "spoofed_devices", "Devices no other like used"
+    SPOOFED_ADDRESSES = "spoofed_addresses", "Addresses no other like used"
     REPORT = "report", "User report"
 
 

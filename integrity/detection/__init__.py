@@ -51,7 +51,7 @@ VELOCITY_PER_MINUTE = 30  # likes in one minute no person keeps up
 
 # What the accounts did together (a lockstep group; a burst on one video); every other kind is
 # evidence of another sort (devices, networks, history, speed) that must agree before a flag.
-BEHAVIOUR = ("lockstep", "burst")
+BEHAVIOUR = ("lockstep", "fresh_burst")
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def findings(events: Events) -> list[Finding]:
         # every like of the burst is from an account with almost no history on a device no
         # other like used: the burst (behaviour) and the spoofed devices (technical) agree;
         # single-use addresses add to the score
-        evidence = {"burst": group.contrast, "spoofed_devices": 1.0}
+        evidence = {"fresh_burst": group.contrast, "spoofed_devices": 1.0}
         proxies = single_use_share(events, events.ip, group.work)
         if proxies >= 0.5:
             evidence["spoofed_addresses"] = proxies

@@ -577,28 +577,41 @@ def bursts(events: Events) -> list[Group]:
     window = BURST_SECONDS * SECOND
     base = events.ts - events.ts.min()
     buckets = int((base.max() + window // 2) // window) + 2
-    taken = np.zeros(n, dtype=bool)
-    groups: list[Group] = []
-    for offset in (0, window // 2):
+    share = float(np.mean(suspect))  # what any cell's likes are expected to hold
+    # per suspect like, the burst cell it falls in on each grid (-1: none); burst cells of the
+    # two grids that share likes are one burst (an order across a grid line)
+    node = np.full((2, n), -1, dtype=np.int64)
+    nodes = 0
+    counts_of: list[Int] = []
+    for g, offset in enumerate((0, window // 2)):
         cell = events.video.astype(np.int64) * buckets + (base + offset) // window
         cells, inverse, counts = np.unique(cell, return_inverse=True, return_counts=True)
-        free = suspect & ~taken
-        suspects = np.bincount(inverse[free], minlength=len(cells))
+        suspects = np.bincount(inverse[suspect], minlength=len(cells))
         burst = (suspects >= BURST_MIN_LIKES) & (suspects >= BURST_SHARE * counts)
-        if not burst.any():
-            continue
-        rows = np.flatnonzero(free & burst[inverse])
-        order = np.argsort(inverse[rows], kind="stable")
-        rows = rows[order]
-        starts, lengths = runs(inverse[rows])
-        for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
-            likes = rows[start : start + length]
-            taken[likes] = True
-            groups.append(_burst_group(events, likes, int(counts[inverse[likes[0]]]), likes_of))
+        code = np.full(len(cells), -1, dtype=np.int64)
+        code[burst] = nodes + np.arange(int(burst.sum()))
+        nodes += int(burst.sum())
+        counts_of.append(counts[burst])
+        node[g] = np.where(suspect, code[inverse], -1)
+    if nodes == 0:
+        return []
+    cell_likes = np.concatenate(counts_of)
+    both = (node[0] >= 0) & (node[1] >= 0)
+    label = components(nodes, node[0][both], node[1][both])
+    in_burst = np.flatnonzero((node[0] >= 0) | (node[1] >= 0))
+    like_label = label[np.where(node[0][in_burst] >= 0, node[0][in_burst], node[1][in_burst])]
+    order = np.argsort(like_label, kind="stable")
+    rows = in_burst[order]
+    starts, lengths = runs(like_label[order])
+    groups: list[Group] = []
+    for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+        likes = rows[start : start + length]
+        first_node = int(node[0][likes[0]] if node[0][likes[0]] >= 0 else node[1][likes[0]])
+        groups.append(_burst_group(events, likes, int(cell_likes[first_node]), likes_of, share))
     return groups
 
 
-def _burst_group(events: Events, likes: Int, cell_likes: int, likes_of: Int) -> Group:
+def _burst_group(events: Events, likes: Int, cell_likes: int, likes_of: Int, share: float) -> Group:
     user = events.user[likes]
     members, first = np.unique(user, return_index=True)
     ts = events.ts[likes][first]
@@ -607,7 +620,8 @@ def _burst_group(events: Events, likes: Int, cell_likes: int, likes_of: Int) -> 
         members=members,
         shared_cells=1,
         participation=1.0,
-        lift=float("inf"),
+        # the cell's share of such likes over the share all likes hold (finite: it is stored)
+        lift=(len(likes) / max(cell_likes, 1)) / max(share, 1e-9),
         contrast=len(likes) / max(cell_likes, 1),
         spread_s=spread,
         outside_share=float(np.mean(1.0 - 1.0 / np.maximum(likes_of[members], 1))),

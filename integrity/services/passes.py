@@ -87,12 +87,17 @@ def _case_finding(detected: Detected, user_ids: list[int]) -> Finding:
         SignalInput(kind=kind, score=round(score, 4), evidence=figures)
         for kind, score in sorted(detected.evidence.items())
     ]
+    burst = group.source == "burst"
     return Finding(
         accounts=accounts,
         score=round(detected.score, 6),
-        fingerprint=fingerprint_of(kind="lockstep", keys=members),
+        fingerprint=fingerprint_of(kind="fresh_burst" if burst else "lockstep", keys=members),
         signals=signals,
-        note=f"{len(members)} accounts in lockstep on {len(figures['videos'])} videos",
+        note=(
+            f"{len(members)} accounts with almost no history burst on one video"
+            if burst
+            else f"{len(members)} accounts in lockstep on {len(figures['videos'])} videos"
+        ),
     )
 
 

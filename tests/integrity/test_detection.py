@@ -25,6 +25,12 @@ class World:
     def like(self, user: str, video: int, ts: int, device: str | None, ip: str | None) -> None:
         self.rows.append((user, f"v{video}", f"c{video % 40}", ts, device, ip))
 
+    def spoofed_like(self, user: str, video: int, ts: int) -> None:
+        """A like from a device and a proxy address that no other like uses."""
+        rng = self.rng
+        address = f"{rng.randrange(1, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.1"
+        self.like(user, video, ts, f"spoof-{rng.randrange(10**9)}", address)
+
     def events(self) -> Events:
         columns = list(zip(*self.rows, strict=True))
         return events_from_columns(
@@ -184,13 +190,7 @@ def test_a_farm_with_spoofed_devices_and_proxies_is_flagged_by_its_thin_history(
     for t in range(10):
         start = T0 + rng.randrange(7 * DAY)
         for bot in bots:
-            world.like(
-                bot,
-                7000 + t,
-                start + rng.randrange(4 * MINUTE),
-                f"spoof-{rng.randrange(10**9)}",
-                f"{rng.randrange(1, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.1",
-            )
+            world.spoofed_like(bot, 7000 + t, start + rng.randrange(4 * MINUTE))
     flags = {world.events().user_ids[f.user]: f for f in detect(world.events())}
     assert set(bots) <= set(flags)
     assert all(flags[bot].signals == ("lockstep", "thin_history") for bot in bots)
@@ -210,3 +210,29 @@ def test_a_household_on_one_connection_is_not_flagged() -> None:
                     member, video, start + rng.randrange(30 * MINUTE), "tablet-1", "88.1.2.3"
                 )
     assert not (set(family) & flagged_ids(world.events()))
+
+
+def test_a_burst_of_accounts_without_history_on_single_use_devices_is_flagged() -> None:
+    world = background(8)
+    rng = world.rng
+    orders = [[f"pool-{k}" for k in rng.sample(range(60), 15)] for _ in range(3)]
+    for t, order in enumerate(orders):
+        start = T0 + rng.randrange(7 * DAY)
+        for bot in order:
+            world.spoofed_like(bot, 8000 + t, start + rng.randrange(20 * MINUTE))
+    flags = {world.events().user_ids[f.user]: f for f in detect(world.events())}
+    assert set(flags) == {bot for order in orders for bot in order}
+    assert all("fresh_burst" in flag.signals for flag in flags.values())
+
+
+def test_newcomers_on_a_viral_video_among_its_regulars_are_not_a_burst() -> None:
+    # twelve first-time likers in half an hour on one video, each on a new phone, but among
+    # sixty regulars who like it in the same half hour on the phones they always use
+    world = background(9)
+    rng = world.rng
+    start = T0 + 3 * DAY
+    for k in range(12):
+        world.like(f"new-{k}", 9000, start + rng.randrange(30 * MINUTE), f"new-{k}", None)
+    for n in range(60):
+        world.like(f"g{n}", 9000, start + rng.randrange(30 * MINUTE), f"d-g{n}-0", None)
+    assert not ({f"new-{k}" for k in range(12)} & flagged_ids(world.events()))

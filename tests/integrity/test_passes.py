@@ -112,3 +112,35 @@ def test_the_case_page_draws_the_farm_s_likes_by_device_and_by_network() -> None
     assert "farm-0" in page and "farm-1" in page and "farm-2" in page
     assert "45.8.1.0/24" in page
     assert all(f"account {bot}<" in page for bot in bots)
+
+
+def test_the_light_pass_confirms_a_one_shot_order_as_a_burst_case() -> None:
+    # 20 accounts with no other like each like one video within ten minutes, each from a device
+    # and an address no other like used; a viral video's crowd of regulars beside them is not
+    rng = random.Random(9)
+    creator = UserFactory.create()
+    videos = [VideoFactory.create(creator=creator) for _ in range(30)]
+    target = VideoFactory.create()
+    rows = []
+    for n in range(100):
+        person = UserFactory.create().pk
+        for video in rng.sample(videos, rng.randint(2, 10)):
+            at = NOW - timedelta(seconds=rng.uniform(60, 5 * 3600))
+            rows.append((person, video.pk, at, f"phone-{n}", f"81.{n}.1.2"))
+    order = [UserFactory.create().pk for _ in range(20)]
+    start = NOW - timedelta(hours=2)
+    for k, bot in enumerate(order):
+        at = start + timedelta(seconds=rng.uniform(0, 600))
+        rows.append((bot, target.pk, at, f"spoofed-{k}", f"{k + 11}.{k + 3}.7.9"))
+    likes_insert(rows)
+    video_counters_recount_many(video_ids=[target.pk])
+
+    report = integrity_pass(window=timedelta(hours=6), now=NOW)
+
+    assert report.opened == report.confirmed == 1
+    case = Case.objects.get()
+    assert set(case.accounts.values_list("user_id", flat=True)) == set(order)
+    kinds = set(case.signals.values_list("kind", flat=True))
+    assert kinds == {"fresh_burst", "spoofed_devices", "spoofed_addresses"}
+    assert "burst on one video" in case.note
+    assert video_counts([target.pk])[target.pk]["likes"] == 0
