@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from bench.integrity.generate import GENUINE, World, world_generate
+from bench.integrity.generate import World, world_generate
 from integrity.detection import Events, detect, findings
 
 
@@ -106,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     sources = Counter((f.group.source, f.group.scale, f.flagged) for f in found)
     print("findings by (source, scale, flagged):", dict(sources))
-    _ = GENUINE
     return 0
 
 

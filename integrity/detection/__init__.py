@@ -22,14 +22,13 @@ from integrity.detection.signals import (
     SCALES,
     Cells,
     Group,
-    Rows,
     bursts,
     groups_completed,
     judge_accounts,
     lockstep,
     member_concentration,
     shared_values,
-    single_use_share,
+    single_use,
     value_groups,
     velocity,
     worth_judging,
@@ -98,7 +97,6 @@ def findings(events: Events) -> list[Finding]:
         return []
     fast = velocity(events)[60]
     groups = candidate_groups(events)
-    rows = Rows.of(events)
     device_sharers = shared_values(events, events.device)
     network_sharers = shared_values(events, events.networks)
     address_sharers = shared_values(events, events.ip)
@@ -108,8 +106,7 @@ def findings(events: Events) -> list[Finding]:
             "lockstep": min(1.0, group.participation * min(group.shared_cells, 10) / 10)
         }
         on_devices = (
-            member_concentration(events, group, events.device, device_sharers, rows, DEVICE_CROWD)
-            >= 0.5
+            member_concentration(events, group, events.device, device_sharers, DEVICE_CROWD) >= 0.5
         )
         device = float(np.mean(on_devices))
         if device >= CONCENTRATION:
@@ -117,14 +114,9 @@ def findings(events: Events) -> list[Finding]:
         # by /24 (/48) network, or by address: a farm's proxies in a hosting block that VPN
         # exits share are the group's own addresses still
         on_networks = (
-            member_concentration(
-                events, group, events.networks, network_sharers, rows, NETWORK_CROWD
-            )
+            member_concentration(events, group, events.networks, network_sharers, NETWORK_CROWD)
             >= 0.5
-        ) | (
-            member_concentration(events, group, events.ip, address_sharers, rows, NETWORK_CROWD)
-            >= 0.5
-        )
+        ) | (member_concentration(events, group, events.ip, address_sharers, NETWORK_CROWD) >= 0.5)
         network = float(np.mean(on_networks))
         if network >= CONCENTRATION:
             evidence["network_cluster"] = network
@@ -145,12 +137,13 @@ def findings(events: Events) -> list[Finding]:
         if "velocity" in evidence:
             backed |= is_fast
         found.append(Finding(group, evidence, backed))
+    single_use_address = single_use(events.ip)
     for group in bursts(events):
         # every like of the burst is from an account with almost no history on a device no
         # other like used: the burst (behaviour) and the spoofed devices (technical) agree;
         # single-use addresses add to the score
         evidence = {"fresh_burst": group.contrast, "spoofed_devices": 1.0}
-        proxies = single_use_share(events, events.ip, group.work)
+        proxies = float(np.mean(single_use_address[group.work]))
         if proxies >= 0.5:
             evidence["spoofed_addresses"] = proxies
         found.append(Finding(group, evidence, np.ones(len(group.members), dtype=bool)))

@@ -414,7 +414,7 @@ COMPLETE_MIN_CELLS = 6
 
 
 def groups_completed(events: Events, groups: list[Group], cells: Cells) -> list[Group]:
-    """Each group with every account that holds at least half of its shared cells (the members
+    """Each group with every account that holds the scale's share of its shared cells (the members
     a candidate search split off or missed: a farm seen through one address at a time), groups
     that share cells merged into one, and the result judged again (one pass over the cells)."""
     if not groups:
@@ -436,8 +436,8 @@ def groups_completed(events: Events, groups: list[Group], cells: Cells) -> list[
     key = cells.user[rows].astype(np.int64) * len(groups) + holder_group
     pairs, held = np.unique(key, return_counts=True)
     account, group_index = pairs // len(groups), pairs % len(groups)
-    # joining needs half of six cells or more: a genuine account holds half of a group's
-    # cells only by chance when they are few; and never on the days scale, where a cell is
+    # joining needs that share of six cells or more: a genuine account holds that much of a
+    # group's cells only by chance when they are few; and never on the days scale, where a cell is
     # nearly a video and its fans hold many
     need = np.array(
         [
@@ -462,8 +462,9 @@ def groups_completed(events: Events, groups: list[Group], cells: Cells) -> list[
             completed.append(best)
             continue
         again = judge_accounts(events, accounts, cells, best.source)
-        bigger = again is not None and len(again.members) >= len(best.members)
-        completed.append(again if again is not None and bigger else best)
+        if again is not None and len(again.members) >= len(best.members):
+            best = again
+        completed.append(best)
     return completed
 
 
@@ -480,65 +481,23 @@ def shared_values(events: Events, values: Int) -> Int:
     return out
 
 
-@dataclass
-class Rows:
-    """The likes of any set of accounts without a scan of all likes: the like indexes sorted by
-    account, and where each account's run starts (one sort per pass, not one scan per group)."""
-
-    by_user: Int
-    starts: Int
-
-    @classmethod
-    def of(cls, events: Events) -> "Rows":
-        by_user = np.argsort(events.user, kind="stable")
-        starts = np.searchsorted(events.user[by_user], np.arange(events.users + 1))
-        return cls(by_user=by_user, starts=starts)
-
-    def of_accounts(self, accounts: Int) -> Int:
-        return np.concatenate(
-            [self.by_user[self.starts[a] : self.starts[a + 1]] for a in accounts.tolist()]
-            or [np.zeros(0, dtype=np.int64)]
-        )
-
-
-def group_concentration(
-    events: Events, group: Group, values: Int, sharers_of: Int, rows_of: Rows, crowd: int
-) -> float:
-    """The share of the members `member_concentration` finds behind the group's own values."""
-    shares = member_concentration(events, group, values, sharers_of, rows_of, crowd)
-    return float(np.mean(shares >= 0.5)) if len(shares) else 0.0
-
-
 def member_concentration(
-    events: Events, group: Group, values: Int, sharers_of: Int, rows_of: Rows, crowd: int
+    events: Events, group: Group, values: Int, sharers_of: Int, crowd: int
 ) -> np.ndarray:
-    """The share of the group's members whose likes in the data come mostly through values
-    (devices or networks) that other members share and that at most `crowd` accounts use in
-    all: 1.0 for a farm behind a few devices, ~0 for accounts on their own devices or behind a
-    carrier's pool. `sharers_of`: per like, the accounts behind its value (`shared_values`,
-    once per pass)."""
+    """Per member, the share of its likes in the group's cells (`group.work`) that come through
+    values (devices or networks) that another member shares and that at most `crowd` accounts
+    use in all, or that are mostly the group's: 1.0 for a farm behind a few devices, ~0 for
+    accounts on their own devices or behind a carrier's pool (a hijacked account's own history,
+    on its owner's phone and home network, is not in the group's cells). `sharers_of`: per
+    like, the accounts behind its value (`shared_values`, once per pass)."""
     members = group.members
-    # the group's own likes (in its shared cells) when known, else the members' likes while
-    # the group worked
-    rows = group.work if len(group.work) else rows_of.of_accounts(members)
-    rows = rows[values[rows] >= 0]
-    if not len(group.work) and len(group.first_us) == len(members) and len(rows):
-        # a member's likes while the group worked (a hijacked account's own history, on its
-        # own phone and home network, is not the group's)
-        member = np.searchsorted(members, events.user[rows])
-        ts = events.ts[rows]
-        rows = rows[(ts >= group.first_us[member]) & (ts <= group.last_us[member])]
+    rows = group.work[values[group.work] >= 0]
     if len(rows) == 0:
         return np.zeros(len(members))
     value = values[rows]
     user = events.user[rows]
     sharers = sharers_of[rows]  # accounts behind the value, members or not
-    pairs = np.unique(np.stack((value, user), axis=1), axis=0)
-    distinct_values = np.unique(pairs[:, 0])
-    member_sharers = np.bincount(
-        np.searchsorted(distinct_values, pairs[:, 0]), minlength=len(distinct_values)
-    )  # every row here is a member's
-    member_count = member_sharers[np.searchsorted(distinct_values, value)]
+    member_count = distinct_count(value, user)  # every row here is a member's
     # the group's own value: few others use it, or its users are mostly the group
     suspicious = (member_count >= 2) & ((sharers <= crowd) | (2 * member_count >= sharers))
     per_user_total = np.bincount(np.searchsorted(members, user), minlength=len(members))
@@ -566,12 +525,8 @@ def bursts(events: Events) -> list[Group]:
     n = len(events)
     if n == 0:
         return []
-    known = events.device >= 0
-    uses = np.bincount(events.device[known], minlength=1)
-    single_device = known.copy()
-    single_device[known] = uses[events.device[known]] == 1
     likes_of = np.bincount(events.user, minlength=events.users)
-    suspect = single_device & (likes_of[events.user] <= FEW_LIKES)
+    suspect = single_use(events.device) & (likes_of[events.user] <= FEW_LIKES)
     if not suspect.any():
         return []
     window = BURST_SECONDS * SECOND
@@ -635,10 +590,8 @@ def _burst_group(events: Events, likes: Int, cell_likes: int, likes_of: Int, sha
     )
 
 
-def single_use_share(events: Events, values: Int, likes: Int) -> float:
-    """The share of these likes whose value (device or address) no other like has."""
+def single_use(values: Int) -> np.ndarray:
+    """Per like: whether its value (device or address) is known and no other like has it."""
     known = values >= 0
     uses = np.bincount(values[known], minlength=1)
-    chosen = values[likes]
-    single = (chosen >= 0) & (uses[np.maximum(chosen, 0)] == 1)
-    return float(np.mean(single)) if len(likes) else 0.0
+    return known & (uses[np.maximum(values, 0)] == 1)
