@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from bench.integrity.generate import World, world_generate
-from integrity.detection import Events, detect, findings
+from integrity.detection import Events, findings, flags_of
 
 
 def detection_events(world: World) -> Events:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     events = detection_events(world)
     generated = time.perf_counter()
     found = findings(events)
-    flags = {flag.user for flag in detect(events)}
+    flags = {flag.user for flag in flags_of(found)}
     detected = time.perf_counter()
     print(
         f"seed {args.seed}: {len(events):,} likes, generated {generated - started:.1f}s, "

@@ -34,23 +34,42 @@ from integrity.detection.signals import (
     worth_judging,
 )
 
-__all__ = ["Events", "Finding", "Flag", "detect", "events_from_columns", "findings"]
+__all__ = [
+    "Events",
+    "Finding",
+    "Flag",
+    "detect",
+    "distinct",
+    "events_from_columns",
+    "findings",
+    "flags_of",
+]
 
 # Evidence thresholds (docs/integrity.md): tuned on the generator's seeds.
 MIN_LIFT = 5.0  # members' co-likes at least 5x what their activity and the cells predict
 DEVICE_CROWD = 50  # a device used by more accounts than this says nothing (a shop's demo phone)
 NETWORK_CROWD = 50  # a network (/24, /48) used by more accounts says nothing (NAT, carrier)
-CONCENTRATION = 0.3  # share of members behind such devices or networks
+CONCENTRATION = 0.5  # share of members behind such devices or networks (farms: 0.7-1.0)
 HISTORY_OUTSIDE = 0.5  # members whose cells are mostly the group's (their own history is thin)
 # ... at the hours and days scales, where a light user's few likes in a chat's shares are
 # already half its history, thin means thinner
 HISTORY_OUTSIDE_COARSE = 0.3
-VELOCITY_PER_MINUTE = 30  # likes in one minute no person keeps up
+# ... and only where the group is a visible share of its cells' likers: a chat of light users
+# whose likes are mostly the chat's shares has a thin history too, but the videos it shares
+# are liked by many others (contrast ~0.01-0.1), a farm's targets mostly by the farm
+HISTORY_CONTRAST = 0.2
+ROTATING_DEVICES = 0.5  # share of members whose likes in the group each use a new device
+VELOCITY_PER_MINUTE = 30
+REVIEW_LOCKSTEP = 0.5
+REVIEW_CONTRAST = 0.5  # likes in one minute no person keeps up
 
 
 # What the accounts did together (a lockstep group; a burst on one video); every other kind is
 # evidence of another sort (devices, networks, history, speed) that must agree before a flag.
 BEHAVIOUR = ("lockstep", "fresh_burst")
+# Evidence that strengthens a finding but never carries a flag alone: a thin history is what a
+# chat of light users has too (their likes are mostly the chat's shares).
+SUPPORTING = ("thin_history",)
 
 
 @dataclass(frozen=True)
@@ -76,11 +95,26 @@ class Finding:
 
     @property
     def independent(self) -> list[str]:
-        return [kind for kind in self.evidence if kind not in BEHAVIOUR]
+        return [kind for kind in self.evidence if kind not in BEHAVIOUR + SUPPORTING]
 
     @property
     def flagged(self) -> bool:
         return any(kind in self.evidence for kind in BEHAVIOUR) and bool(self.independent)
+
+    @property
+    def for_review(self) -> bool:
+        """Worth a staff case though not flagged: behaviour strong by itself — most members
+        on most of ten or so cells (lockstep >= 0.5) that are mostly the group's likes
+        (contrast >= 0.5) — or evidence of another kind. The co-liking groups below that
+        (chats, chance groups in small data: hundreds per pass) are findings, not cases."""
+        if self.flagged:
+            return False
+        if any(kind not in BEHAVIOUR for kind in self.evidence):
+            return True
+        return (
+            self.evidence.get("lockstep", 0.0) >= REVIEW_LOCKSTEP
+            and self.group.contrast >= REVIEW_CONTRAST
+        )
 
     @property
     def score(self) -> float:
@@ -100,6 +134,7 @@ def findings(events: Events) -> list[Finding]:
     device_sharers = shared_values(events, events.device)
     network_sharers = shared_values(events, events.networks)
     address_sharers = shared_values(events, events.ip)
+    single_use_device = single_use(events.device)
     found: list[Finding] = []
     for group in groups:
         evidence: dict[str, float] = {
@@ -121,8 +156,15 @@ def findings(events: Events) -> list[Finding]:
         if network >= CONCENTRATION:
             evidence["network_cluster"] = network
         thin = HISTORY_OUTSIDE if group.scale == MINUTES.name else HISTORY_OUTSIDE_COARSE
-        if group.outside_share <= thin:
+        if group.outside_share <= thin and group.contrast >= HISTORY_CONTRAST:
             evidence["thin_history"] = 1.0 - group.outside_share
+        # a device per like, never seen again (an emulator reset for every like): members
+        # with several likes in the group's cells, most of them each on a device of its own
+        # (a light user's only phone is single-use too, but holds one like)
+        on_fresh_devices = _member_share(events, group, single_use_device, at_least=3) >= 0.5
+        spoofed = float(np.mean(on_fresh_devices))
+        if spoofed >= ROTATING_DEVICES:
+            evidence["spoofed_devices"] = spoofed
         is_fast = fast[group.members] >= VELOCITY_PER_MINUTE
         speed = float(np.mean(is_fast))
         if speed >= CONCENTRATION:
@@ -134,6 +176,8 @@ def findings(events: Events) -> list[Finding]:
             backed |= on_networks
         if "thin_history" in evidence and len(group.member_outside) == len(group.members):
             backed |= group.member_outside <= thin
+        if "spoofed_devices" in evidence:
+            backed |= on_fresh_devices
         if "velocity" in evidence:
             backed |= is_fast
         found.append(Finding(group, evidence, backed))
@@ -148,6 +192,53 @@ def findings(events: Events) -> list[Finding]:
             evidence["spoofed_addresses"] = proxies
         found.append(Finding(group, evidence, np.ones(len(group.members), dtype=bool)))
     return found
+
+
+SAME_FINDING = 0.9  # a finding whose members are this much of one kept finding's is that one
+
+
+def distinct(found: list[Finding], users: int) -> list[Finding]:
+    """One finding per group of accounts, for the cases: a farm seen at several scales, or as a
+    lockstep group and as bursts, is kept once — flagged findings first, then those backing
+    more members, then bigger ones; a finding whose members are mostly one kept finding's is
+    dropped. (The flags, `detect`, come from every finding: a dropped one may back a member or
+    two that the kept one does not.)"""
+    order = sorted(
+        range(len(found)),
+        key=lambda i: (
+            not found[i].flagged,
+            -int(found[i].members_backed.sum()),
+            -len(found[i].group.members),
+            i,
+        ),
+    )
+    owner = np.full(users, -1, dtype=np.int64)
+    kept: list[int] = []
+    for i in order:
+        members = found[i].group.members
+        held = owner[members]
+        held = held[held >= 0]
+        if len(held) and np.bincount(held).max() >= SAME_FINDING * len(members):
+            continue
+        kept.append(i)
+        members_new = members[owner[members] < 0]
+        owner[members_new] = i
+    return [found[i] for i in sorted(kept)]
+
+
+def _member_share(
+    events: Events, group: Group, like_is: np.ndarray, at_least: int = 1
+) -> np.ndarray:
+    """Per member: the share of its likes in the group's cells for which `like_is` holds (0
+    for a member with fewer than `at_least` of them)."""
+    work = group.work
+    if len(work) == 0:
+        return np.zeros(len(group.members))
+    member = np.searchsorted(group.members, events.user[work])
+    total = np.bincount(member, minlength=len(group.members))
+    hits = np.bincount(member[like_is[work]], minlength=len(group.members))
+    share: np.ndarray = np.where(total >= at_least, hits / np.maximum(total, 1), 0.0)
+    return share
 
 
 # Candidates among the accounts behind one device or address: more than a small household,
@@ -190,7 +281,7 @@ def candidate_groups(events: Events) -> list[Group]:
                 group = judge_accounts(events, candidates[index], cells, source)
                 if group is not None:
                     found.append(group)
-        found = groups_completed(events, [g for g in found if _strong(g)], cells)
+        found = groups_completed(events, [g for g in found if _strong(g)], cells, _strong)
         del cells
         for group in found:
             key = group.members.astype(np.int64).tobytes()
@@ -202,8 +293,14 @@ def candidate_groups(events: Events) -> list[Group]:
 
 def detect(events: Events) -> list[Flag]:
     """The accounts flagged (independent evidence agrees), best score first."""
+    return flags_of(findings(events))
+
+
+def flags_of(found: list[Finding]) -> list[Flag]:
+    """The accounts these findings flag, best score first (an account in several findings
+    keeps its best)."""
     best: dict[int, Flag] = {}
-    for finding in findings(events):
+    for finding in found:
         if not finding.flagged:
             continue
         kinds = tuple(sorted(finding.evidence))

@@ -6,6 +6,7 @@ a sort, a segment reduction or a hash: linear (n log n) in the events, no pairwi
 of accounts.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +24,7 @@ VELOCITY_WINDOWS = (60, 3600)
 
 def velocity(events: Events) -> dict[int, Int]:
     """Per account and window: the most likes it made within any such window."""
-    order = np.lexsort((events.ts, events.user))
+    order = np.argsort(events.user, kind="stable")  # the likes are in time order
     user = events.user[order]
     ts = events.ts[order]
     starts, _ = runs(user)
@@ -73,7 +74,12 @@ MIN_CELL_LIKERS = 3
 MAX_CELL_LIKERS = 400
 MINHASH_BANDS = 12
 MINHASH_ROWS = 2  # two signatures agreeing on both rows of a band collide (Jaccard ~0.5+)
+# A component of more accounts than any farm judged at once is split with more rows per band
+# (stricter), in turn; one still bigger after the last is no candidate.
+MAX_COMPONENT = 1000
+SPLIT_ROWS = (3, 4, 6)
 MIN_GROUP = 5
+REJUDGE_SMALLEST = 2 * MIN_GROUP  # a failed component this big may hide a group: split it too
 # A group's shared cells: held by at least this share of its members (and 3 of them).
 SHARED_SHARE = 0.5
 MIN_SHARED_CELLS = 3
@@ -120,9 +126,10 @@ class Cells:
 
     @classmethod
     def of(cls, events: Events, scale: Scale) -> "Cells":
-        user, cell, like = _cells(events, scale.seconds)
-        starts = np.searchsorted(user, np.arange(events.users + 1))
-        return cls(scale, user, cell, like, _cell_likers(cell), starts)
+        user, cell, like, likers = _cells(events, scale.seconds)
+        starts = np.zeros(events.users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(user, minlength=events.users), out=starts[1:])
+        return cls(scale, user, cell, like, likers, starts)
 
     def rows_of(self, accounts: Int) -> Int:
         """The row indexes of these accounts' cells."""
@@ -140,128 +147,198 @@ class Cells:
         return rows, owner
 
 
-def _cells(events: Events, seconds: int = CELL_SECONDS) -> tuple[Int, Int, Int]:
-    """(account, cell, like index) of every like on both grids, one row per distinct pair,
-    sorted by account then cell."""
+def _cells(events: Events, seconds: int = CELL_SECONDS) -> tuple[Int, Int, Int, Int]:
+    """(account, cell, like index, likers) of every like on both grids, one row per distinct
+    (account, cell) pair (its first like), sorted by account then cell; `likers`: how many
+    accounts hold the row's cell.
+
+    No sort of its own: in the likes' (account, video, time) order each grid's cells are
+    already sorted per account, so its distinct pairs are where the cell changes; in (video,
+    time) order each cell is one run, so its accounts are the run's first likes of a pair."""
     window = seconds * SECOND
     n = len(events)
-    base = events.ts - events.ts.min()
-    buckets = int((base.max() + window // 2) // window) + 2 if n else 1
-    video = events.video.astype(np.int64) * (2 * buckets)
-    cell = np.empty(2 * n, dtype=np.int64)
-    cell[:n] = video + 2 * (base // window)
-    cell[n:] = video + 2 * ((base + window // 2) // window) + 1
-    del video, base
-    user = np.tile(events.user.astype(np.int32), 2)
-    # one int64 key (account, cell) sorts faster than a lexsort of the two
-    cell_bits = max(1, int(cell.max()).bit_length()) if len(cell) else 1
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty.astype(np.int32), empty, empty.astype(np.int32), empty.astype(np.int32)
+    t0 = int(events.ts.min())
+    buckets = int((events.ts.max() - t0 + window // 2) // window) + 2
+    by_account = events.by_account
+    user = events.user[by_account].astype(np.int32)
+    users, cells, likes, likers = [], [], [], []
+    for grid, offset in enumerate((0, window // 2)):
+        cell = events.video[by_account].astype(np.int64) * (2 * buckets)
+        cell += 2 * ((events.ts[by_account] - t0 + offset) // window) + grid
+        first = np.ones(n, dtype=bool)
+        first[1:] = (cell[1:] != cell[:-1]) | (user[1:] != user[:-1])
+        like = by_account[first]
+        # a cell's accounts: the likes that are an account's first in it
+        starts, run_of = cell_runs(events, window, offset)
+        is_first = np.zeros(n, dtype=bool)
+        is_first[like] = True
+        accounts = np.add.reduceat(is_first[events.by_video].astype(np.int32), starts)
+        users.append(user[first])
+        cells.append(cell[first])
+        likes.append(like.astype(np.int32))
+        likers.append(accounts[run_of[like]].astype(np.int32))
+        del cell, first, is_first, run_of
+    # the two grids' rows, each sorted by (account, cell): one merge
+    all_user, all_cell = np.concatenate(users), np.concatenate(cells)
+    cell_bits = max(1, int(all_cell.max()).bit_length())
     if cell_bits + max(1, int(events.users).bit_length()) <= 62:
-        order = np.argsort((user.astype(np.int64) << cell_bits) | cell)
+        order = np.argsort((all_user.astype(np.int64) << cell_bits) | all_cell, kind="stable")
     else:
-        order = np.lexsort((cell, user))
-    user = user[order]
-    cell = cell[order]
-    like = (order % n).astype(np.int32)
-    del order
-    keep = np.ones(len(user), dtype=bool)
-    keep[1:] = (user[1:] != user[:-1]) | (cell[1:] != cell[:-1])
-    return user[keep], cell[keep], like[keep]
+        order = np.lexsort((all_cell, all_user))
+    return (
+        all_user[order],
+        all_cell[order],
+        np.concatenate(likes)[order],
+        np.concatenate(likers)[order],
+    )
 
 
-def _cell_likers(cell: Int) -> Int:
-    """Per row of `_cells`: how many accounts hold its cell (its rows are distinct (account,
-    cell) pairs, so a cell's rows are its accounts)."""
-    cells, counts = np.unique(cell, return_counts=True)
-    return counts[np.searchsorted(cells, cell)].astype(np.int32)
+def cell_runs(events: Events, window: int, offset: int = 0) -> tuple[Int, Int]:
+    """The (video, window) cells of a grid (windows of `window` microseconds from the first
+    like, shifted by `offset`) as runs of `events.by_video`: each cell's start there, and per
+    like the number of its cell (0..cells-1, in (video, time) order). Linear: no sort."""
+    n = len(events)
+    order = events.by_video
+    bucket = (events.ts[order] - int(events.ts.min()) + offset) // window
+    change = np.empty(n, dtype=bool)
+    change[:1] = True
+    change[1:] = (bucket[1:] != bucket[:-1]) | (events.video[order][1:] != events.video[order][:-1])
+    del bucket
+    run_of = np.empty(n, dtype=np.int32)
+    run_of[order] = np.cumsum(change, dtype=np.int32) - 1
+    return np.flatnonzero(change), run_of
 
 
-def _signatures(user: Int, cell: Int, users: Int) -> np.ndarray:
-    """MinHash signatures (accounts x bands*rows) of each account's cell set; rows of `user`
-    are sorted by account and `users` are the accounts in order."""
+def _band_components(user: Int, cell: Int, accounts: Int, rows: int, parent: Int) -> Int:
+    """Components of the accounts (`accounts`, the distinct sorted `user`s) whose MinHash
+    signatures over their cells agree on all `rows` rows of some band (MINHASH_BANDS bands,
+    hash seeds per `rows`), only within the same `parent` component; labels 0..len-1."""
     starts, _ = runs(user)
-    k = MINHASH_BANDS * MINHASH_ROWS
-    signature = np.empty((len(users), k), dtype=np.uint64)
-    for i in range(k):
-        signature[:, i] = np.minimum.reduceat(mix(cell, seed=0x5EED + i), starts)
-    return signature
-
-
-def _candidates(user: Int, cell: Int, likers: Int, n_users: int) -> Int:
-    """Component label per account (n_users long; -1 for accounts in no candidate group): the
-    accounts whose signatures (over their co-liked cells) collide in some band, joined
-    transitively."""
-    co_liked = (likers >= MIN_CELL_LIKERS) & (likers <= MAX_CELL_LIKERS)
-    user, cell = user[co_liked], cell[co_liked]
-    cells_per_user = np.bincount(user, minlength=n_users)
-    eligible = cells_per_user >= MIN_ACCOUNT_CELLS
-    keep = eligible[user]
-    user, cell = user[keep], cell[keep]
-    labels = np.full(n_users, -1, dtype=np.int64)
-    if len(user) == 0:
-        return labels
-    accounts = np.unique(user)
-    signature = _signatures(user, cell, accounts)
+    # one well-mixed hash per row, then a cheap odd multiply-add per hash function (its high
+    # bits, which decide the minimum, are well mixed): two passes per function instead of ten
+    base = mix(cell, seed=0x5EED + rows)
+    hashed = np.empty_like(base)
+    multipliers = mix(np.arange(MINHASH_BANDS * rows), seed=rows) | np.uint64(1)
+    key_of = np.zeros((MINHASH_BANDS, len(accounts)), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for band in range(MINHASH_BANDS):
+            key = mix(parent, seed=band)
+            for r in range(rows):
+                function = band * rows + r
+                np.multiply(base, multipliers[function], out=hashed)
+                hashed += multipliers[function] >> np.uint64(7)
+                key = mix(key ^ np.minimum.reduceat(hashed, starts), seed=band)
+            key_of[band] = key
+    del base, hashed
     left: list[Int] = []
     right: list[Int] = []
-    for band in range(MINHASH_BANDS):
-        rows = signature[:, band * MINHASH_ROWS : (band + 1) * MINHASH_ROWS]
-        key = mix(rows[:, 0], seed=band)
-        for r in range(1, MINHASH_ROWS):
-            key = mix(key ^ rows[:, r], seed=band)
+    for key in key_of:
         order = np.argsort(key, kind="stable")
         sorted_key = key[order]
         # consecutive members of each bucket of size >= 2 are joined
-        same = np.zeros(len(order), dtype=bool)
-        same[1:] = sorted_key[1:] == sorted_key[:-1]
-        idx = np.flatnonzero(same)
+        idx = np.flatnonzero(sorted_key[1:] == sorted_key[:-1]) + 1
         left.append(order[idx - 1])
         right.append(order[idx])
-    component = components(
+    return components(
         len(accounts), np.concatenate(left).astype(np.int64), np.concatenate(right).astype(np.int64)
     )
-    sizes = np.bincount(component, minlength=len(accounts))
-    in_group = sizes[component] >= MIN_GROUP
-    labels[accounts[in_group]] = component[in_group]
-    return labels
+
+
+@dataclass
+class _CoLiked:
+    """The rows of `Cells` that go into the signatures: co-liked cells of accounts with at
+    least MIN_ACCOUNT_CELLS of them, sorted by account (`accounts`, each with `per_account`
+    rows)."""
+
+    user: Int
+    cell: Int
+    accounts: Int
+    per_account: Int
+
+    @classmethod
+    def of(cls, cells: Cells, n_users: int) -> "_CoLiked":
+        likers = cells.likers
+        co_liked = (likers >= MIN_CELL_LIKERS) & (likers <= MAX_CELL_LIKERS)
+        user, cell = cells.user[co_liked], cells.cell[co_liked]
+        eligible = np.bincount(user, minlength=n_users) >= MIN_ACCOUNT_CELLS
+        keep = eligible[user]
+        user, cell = user[keep], cell[keep]
+        accounts, per_account = np.unique(user, return_counts=True)
+        return cls(user, cell, accounts, per_account)
+
+    def split(self, component: Int, which: np.ndarray, rows: int) -> Int:
+        """`component` with the accounts `which` (a mask over `accounts`) relabelled by a
+        stricter hash (`rows` per band) within their components, apart from every other label."""
+        row_of = np.repeat(which, self.per_account)
+        split = _band_components(
+            self.user[row_of], self.cell[row_of], self.accounts[which], rows, component[which]
+        )
+        out = component.copy()
+        out[which] = int(component.max()) + 1 + split
+        return out
 
 
 def lockstep(events: Events, cells: Cells | None = None) -> list[Group]:
     """Candidate groups (MinHash LSH over the accounts' cell sets, linear in the likes), each
     judged by its shared cells against what its members' own activity and its cells'
-    popularity predict (degree-corrected lift) and by how much of those cells it makes up."""
+    popularity predict (degree-corrected lift) and by how much of those cells it makes up.
+
+    The accounts whose signatures collide in some band are joined transitively. A component
+    too big to be one farm, or big and failing its judgement (organic look-alikes chain: fans
+    of the same creators, chats that overlap, everyone in a small world), is split by a
+    stricter hash of its own accounts (more rows per band, SPLIT_ROWS in turn) and its parts
+    judged; what is still too big after the last is no candidate."""
     if cells is None:
         cells = Cells.of(events, MINUTES)
-    user, cell, like, cell_likers = cells.user, cells.cell, cells.like, cells.likers
-    if len(user) == 0:
+    if len(cells.user) == 0:
         return []
-    labels = _candidates(user, cell, cell_likers, events.users)
-    cells_per_user = np.bincount(user, minlength=events.users).astype(np.float64)
-    total_rows = float(len(user))
+    co = _CoLiked.of(cells, events.users)
+    if len(co.accounts) == 0:
+        return []
+    cells_per_user = np.diff(cells.starts).astype(np.float64)
+    total_rows = float(len(cells.user))
+    component = _band_components(
+        co.user, co.cell, co.accounts, MINHASH_ROWS, np.zeros(len(co.accounts), dtype=np.int64)
+    )
     groups: list[Group] = []
-    member_rows = labels[user] >= 0
-    if not member_rows.any():
-        return []
-    g_label = labels[user][member_rows]
-    g_user, g_cell, g_like = user[member_rows], cell[member_rows], like[member_rows]
-    g_likers = cell_likers[member_rows]
-    order = np.argsort(g_label, kind="stable")
-    starts, lengths = runs(g_label[order])
-    for start, length in zip(starts, lengths, strict=True):
-        rows = order[start : start + length]
-        members = np.unique(g_user[rows])
-        group = _judge(
-            members,
-            g_user[rows],
-            g_cell[rows],
-            g_like[rows],
-            g_likers[rows],
-            cells_per_user,
-            total_rows,
-            events,
-            cells.scale,
-        )
-        if group is not None:
-            groups.append(group)
+    pending = np.ones(len(co.accounts), dtype=bool)  # accounts whose components await a verdict
+    for stricter in (*SPLIT_ROWS, None):
+        sizes = np.bincount(component)
+        size = sizes[component]
+        again = pending & (size > MAX_COMPONENT)
+        judged = pending & (size >= MIN_GROUP) & ~again
+        order = np.argsort(component[judged], kind="stable")
+        members_of = co.accounts[judged][order]
+        label_of = component[judged][order]
+        starts, lengths = runs(label_of)
+        failed_labels: list[int] = []
+        for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+            members = members_of[start : start + length]
+            rows = cells.rows_of(members)
+            group = _judge(
+                members,
+                cells.user[rows],
+                cells.cell[rows],
+                cells.like[rows],
+                cells.likers[rows],
+                cells_per_user,
+                total_rows,
+                events,
+                cells.scale,
+            )
+            if group is not None:
+                groups.append(group)
+            elif length >= REJUDGE_SMALLEST:
+                failed_labels.append(int(label_of[start]))
+        if failed_labels:
+            again |= pending & np.isin(component, failed_labels)
+        if stricter is None or not again.any():
+            break
+        component = co.split(component, again, stricter)
+        pending = again
     return groups
 
 
@@ -413,10 +490,14 @@ def _judge(
 COMPLETE_MIN_CELLS = 6
 
 
-def groups_completed(events: Events, groups: list[Group], cells: Cells) -> list[Group]:
+def groups_completed(
+    events: Events, groups: list[Group], cells: Cells, strong: Callable[[Group], bool]
+) -> list[Group]:
     """Each group with every account that holds the scale's share of its shared cells (the members
     a candidate search split off or missed: a farm seen through one address at a time), groups
-    that share cells merged into one, and the result judged again (one pass over the cells)."""
+    that share cells merged into one, and the result judged again (one pass over the cells).
+    A merged or completed group that is no longer `strong` (a farm merged with a chat that
+    liked one of its videos) gives way to its parts as they were."""
     if not groups:
         return []
     group_of_cell = np.concatenate([np.full(len(g.cells), i) for i, g in enumerate(groups)])
@@ -462,9 +543,10 @@ def groups_completed(events: Events, groups: list[Group], cells: Cells) -> list[
             completed.append(best)
             continue
         again = judge_accounts(events, accounts, cells, best.source)
-        if again is not None and len(again.members) >= len(best.members):
-            best = again
-        completed.append(best)
+        if again is not None and strong(again) and len(again.members) >= len(best.members):
+            completed.append(again)
+        else:
+            completed.extend(groups[i] for i in parts.tolist())
     return completed
 
 
@@ -530,24 +612,22 @@ def bursts(events: Events) -> list[Group]:
     if not suspect.any():
         return []
     window = BURST_SECONDS * SECOND
-    base = events.ts - events.ts.min()
-    buckets = int((base.max() + window // 2) // window) + 2
     share = float(np.mean(suspect))  # what any cell's likes are expected to hold
     # per suspect like, the burst cell it falls in on each grid (-1: none); burst cells of the
     # two grids that share likes are one burst (an order across a grid line)
     node = np.full((2, n), -1, dtype=np.int64)
     nodes = 0
     counts_of: list[Int] = []
-    for g, offset in enumerate((0, window // 2)):
-        cell = events.video.astype(np.int64) * buckets + (base + offset) // window
-        cells, inverse, counts = np.unique(cell, return_inverse=True, return_counts=True)
-        suspects = np.bincount(inverse[suspect], minlength=len(cells))
+    for grid, offset in enumerate((0, window // 2)):
+        starts, inverse = cell_runs(events, window, offset)
+        counts = np.diff(np.r_[starts, n])
+        suspects = np.bincount(inverse[suspect], minlength=len(starts))
         burst = (suspects >= BURST_MIN_LIKES) & (suspects >= BURST_SHARE * counts)
-        code = np.full(len(cells), -1, dtype=np.int64)
+        code = np.full(len(starts), -1, dtype=np.int64)
         code[burst] = nodes + np.arange(int(burst.sum()))
         nodes += int(burst.sum())
         counts_of.append(counts[burst])
-        node[g] = np.where(suspect, code[inverse], -1)
+        node[grid] = np.where(suspect, code[inverse], -1)
     if nodes == 0:
         return []
     cell_likes = np.concatenate(counts_of)

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from core.eventlog import consumer_lock
 from integrity.detection import Finding as Detected
-from integrity.detection import findings
+from integrity.detection import distinct, findings
 from integrity.detection.load import events_from_likes
 from integrity.detection.signals import CELL_SECONDS, SECOND
 from integrity.services.cases import (
@@ -114,12 +114,14 @@ def integrity_pass(*, window: timedelta, now: datetime | None = None) -> PassRep
         report.likes = len(events)
         report.seconds["load"] = time.perf_counter() - started
         mark = time.perf_counter()
-        found = findings(events)
+        found = distinct(findings(events), events.users)
         report.findings = len(found)
         report.seconds["detect"] = time.perf_counter() - mark
         mark = time.perf_counter()
         user_ids = [int(user) for user in events.user_ids]
         for detected in found:
+            if not (detected.flagged or detected.for_review):
+                continue  # a weak co-liking group: a finding, not a case
             result = case_open(
                 finding=_case_finding(detected, user_ids), auto_confirm=detected.flagged
             )

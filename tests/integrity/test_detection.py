@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from integrity.detection import Events, detect, events_from_columns, findings
+from integrity.detection import Events, Finding, detect, events_from_columns, findings
 from integrity.detection.arrays import components, distinct_count, runs
 from integrity.detection.signals import velocity
 
@@ -30,6 +30,15 @@ class World:
         rng = self.rng
         address = f"{rng.randrange(1, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.1"
         self.like(user, video, ts, f"spoof-{rng.randrange(10**9)}", address)
+
+    def together(self, accounts: list[str], videos: range, within: int, ip: str) -> None:
+        """The accounts like each video within `within` µs of its start (a random moment of
+        the week), each on its own phone, behind `ip` with the account's number in it."""
+        for video in videos:
+            start = T0 + self.rng.randrange(7 * DAY)
+            for k, account in enumerate(accounts):
+                at = start + self.rng.randrange(within)
+                self.like(account, video, at, f"d-{account}", ip.format(k))
 
     def events(self) -> Events:
         columns = list(zip(*self.rows, strict=True))
@@ -105,6 +114,11 @@ def friends_group(world: World, *, size: int, shares: int) -> set[str]:
     return friends
 
 
+def findings_holding(events: Events, accounts: list[str]) -> list[Finding]:
+    codes = {events.user_ids.index(account) for account in accounts}
+    return [f for f in findings(events) if codes & set(f.group.members.tolist())]
+
+
 def flagged_ids(events: Events) -> set[str]:
     return {events.user_ids[flag.user] for flag in detect(events)}
 
@@ -130,17 +144,11 @@ def test_friends_co_liking_within_the_hour_are_not_flagged() -> None:
 def test_a_group_on_its_own_devices_and_addresses_is_a_finding_but_not_a_flag_without_more() -> (
     None
 ):
-    # behaviour alone (lockstep) is one kind of evidence: queued for staff, not flagged —
-    # unless its members' history is thin (here they also like a lot of other videos)
+    # behaviour alone (lockstep) is one kind of evidence: queued for staff, not flagged
     world = background(5)
     rng = world.rng
     crew = [f"crew-{k}" for k in range(20)]
-    for t in range(8):
-        start = T0 + rng.randrange(7 * DAY)
-        for k, member in enumerate(crew):
-            world.like(
-                member, 5000 + t, start + rng.randrange(2 * MINUTE), f"d-{member}", f"77.{k}.3.4"
-            )
+    world.together(crew, range(5000, 5008), 2 * MINUTE, "77.{}.3.4")
     for k, member in enumerate(crew):
         for _ in range(60):
             world.like(
@@ -151,11 +159,23 @@ def test_a_group_on_its_own_devices_and_addresses_is_a_finding_but_not_a_flag_wi
                 f"77.{k}.3.4",
             )
     events = world.events()
-    crew_codes = {events.user_ids.index(member) for member in crew}
-    groups = [f for f in findings(events) if crew_codes & set(f.group.members.tolist())]
+    groups = findings_holding(events, crew)
     assert groups and all("lockstep" in f.evidence for f in groups)
     assert not any(f.flagged for f in groups)
     assert not (set(crew) & flagged_ids(events))
+
+
+def test_a_chat_of_light_users_is_a_finding_but_not_a_flag() -> None:
+    # friends who like little besides what the chat shares: lockstep and a thin history, but
+    # each on their own phone at their own home: a thin history never carries a flag alone
+    world = background(8)
+    chat = [f"chat-{k}" for k in range(8)]
+    world.together(chat, range(6000, 6010), 5 * MINUTE, "93.{}.1.2")
+    events = world.events()
+    groups = findings_holding(events, chat)
+    assert groups and any("thin_history" in f.evidence for f in groups)
+    assert not any(f.flagged for f in groups)
+    assert not (set(chat) & flagged_ids(events))
 
 
 def test_velocity_counts_the_most_likes_in_any_window() -> None:
@@ -181,9 +201,10 @@ def test_array_helpers() -> None:
     assert labels.tolist() == [0, 0, 2, 3, 3, 3]
 
 
-def test_a_farm_with_spoofed_devices_and_proxies_is_flagged_by_its_thin_history() -> None:
-    # one-shot style: every like from a fresh device and a different proxy, but the accounts
-    # exist only for the orders (nearly all their likes are the group's)
+def test_a_farm_with_spoofed_devices_and_proxies_is_flagged_by_its_devices() -> None:
+    # one-shot style: every like from a fresh device and a different proxy, and the accounts
+    # exist only for the orders (nearly all their likes are the group's): the devices used
+    # once each are the independent evidence, the thin history adds to the score
     world = background(6)
     rng = world.rng
     bots = [f"pool-{k}" for k in range(30)]
@@ -193,7 +214,9 @@ def test_a_farm_with_spoofed_devices_and_proxies_is_flagged_by_its_thin_history(
             world.spoofed_like(bot, 7000 + t, start + rng.randrange(4 * MINUTE))
     flags = {world.events().user_ids[f.user]: f for f in detect(world.events())}
     assert set(bots) <= set(flags)
-    assert all(flags[bot].signals == ("lockstep", "thin_history") for bot in bots)
+    assert all(
+        flags[bot].signals == ("lockstep", "spoofed_devices", "thin_history") for bot in bots
+    )
     assert set(flags) == set(bots)
 
 

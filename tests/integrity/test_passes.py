@@ -3,6 +3,7 @@ detected, and its case confirmed automatically (its likes stop counting, the vid
 drop to the genuine ones); a pass meeting the finding again opens nothing; a dismissal sticks."""
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,24 +22,48 @@ pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
 
+Row = tuple[int, int, datetime, str, str]
+
+
+def _genuine(
+    rng: random.Random, people: int, videos: list[Video], likes: tuple[int, int]
+) -> list[Row]:
+    """Genuine likes: spread over five hours on videos of their choice, own phone, own home."""
+    rows = []
+    for n in range(people):
+        person = UserFactory.create().pk
+        for video in rng.sample(videos, rng.randint(*likes)):
+            at = NOW - timedelta(seconds=rng.uniform(60, 5 * 3600))
+            rows.append((person, video.pk, at, f"phone-{n}", f"81.{n}.{n % 7}.2"))
+    return rows
+
+
+def _together(
+    rng: random.Random,
+    accounts: list[int],
+    targets: list[Video],
+    context: Callable[[int], tuple[str, str]],
+) -> list[Row]:
+    """The accounts like each target within 150 s of each other, 40 minutes apart."""
+    rows = []
+    for t, target in enumerate(targets):
+        start = NOW - timedelta(hours=4) + timedelta(minutes=40 * t)
+        for k, account in enumerate(accounts):
+            at = start + timedelta(seconds=rng.uniform(0, 150))
+            rows.append((account, target.pk, at, *context(k)))
+    return rows
+
+
 def _world() -> tuple[list[Video], list[Video], list[int]]:
     rng = random.Random(3)
     creator = UserFactory.create()
-    videos = [VideoFactory.create(creator=creator) for _ in range(60)]
+    videos = [VideoFactory.create(creator=creator) for _ in range(200)]
     targets = [VideoFactory.create() for _ in range(5)]
-    people = [UserFactory.create().pk for _ in range(120)]
-    rows = []
-    for n, person in enumerate(people):
-        # genuine: likes spread over the day on videos of their choice, own phone, own home
-        for video in rng.sample(videos, rng.randint(3, 15)):
-            at = NOW - timedelta(seconds=rng.uniform(60, 5 * 3600))
-            rows.append((person, video.pk, at, f"phone-{n}", f"81.{n}.{n % 7}.2"))
+    rows = _genuine(rng, 120, videos, (3, 15))
     bots = [UserFactory.create().pk for _ in range(15)]
-    for t, target in enumerate(targets):
-        start = NOW - timedelta(hours=4) + timedelta(minutes=40 * t)
-        for bot in bots:
-            at = start + timedelta(seconds=rng.uniform(0, 150))
-            rows.append((bot, target.pk, at, f"farm-{bot % 3}", f"45.8.1.{bot % 250}"))
+    rows += _together(
+        rng, bots, targets, lambda k: (f"farm-{bots[k] % 3}", f"45.8.1.{bots[k] % 250}")
+    )
     likes_insert(rows)
     video_counters_recount_many(video_ids=[v.pk for v in videos + targets])
     return videos, targets, bots
@@ -56,7 +81,8 @@ def test_the_light_pass_confirms_the_farm_and_only_the_farm() -> None:
 
     report = integrity_pass(window=timedelta(hours=6), now=NOW)
 
-    assert report.ran and report.findings == 1 and report.opened == report.confirmed == 1
+    # (weak co-liking groups among the genuine are findings, never cases)
+    assert report.ran and report.findings >= 1 and report.opened == report.confirmed == 1
     case = Case.objects.get()
     assert case.status == Case.Status.CONFIRMED and case.auto_confirmed
     assert set(case.accounts.values_list("user_id", flat=True)) == set(bots)
@@ -81,7 +107,7 @@ def test_the_light_pass_confirms_the_farm_and_only_the_farm() -> None:
 def test_a_pass_over_genuine_activity_only_opens_nothing() -> None:
     rng = random.Random(5)
     creator = UserFactory.create()
-    videos = [VideoFactory.create(creator=creator) for _ in range(40)]
+    videos = [VideoFactory.create(creator=creator) for _ in range(200)]
     rows = []
     for n in range(150):
         person = UserFactory.create().pk
@@ -92,6 +118,32 @@ def test_a_pass_over_genuine_activity_only_opens_nothing() -> None:
     report = integrity_pass(window=timedelta(hours=6), now=NOW)
     assert report.ran and report.likes == len(rows) and report.opened == 0
     assert not Case.objects.exists()
+
+
+def test_a_group_with_behaviour_alone_waits_for_staff() -> None:
+    # fifteen accounts on their own phones and homes like five fresh videos together, and
+    # nobody else does: lockstep with no independent evidence is a case for staff, open
+    rng = random.Random(6)
+    creator = UserFactory.create()
+    videos = [VideoFactory.create(creator=creator) for _ in range(200)]
+    targets = [VideoFactory.create() for _ in range(5)]
+    crew = [UserFactory.create().pk for _ in range(15)]
+    rows = _genuine(rng, 250, videos, (3, 12))
+    for k, member in enumerate(crew):
+        for video in rng.sample(videos, 6):  # a history of their own
+            at = NOW - timedelta(seconds=rng.uniform(60, 5 * 3600))
+            rows.append((member, video.pk, at, f"crew-{k}", f"92.{k}.3.4"))
+    rows += _together(rng, crew, targets, lambda k: (f"crew-{k}", f"92.{k}.3.4"))
+    likes_insert(rows)
+    video_counters_recount_many(video_ids=[v.pk for v in videos + targets])
+
+    report = integrity_pass(window=timedelta(hours=6), now=NOW)
+
+    assert report.opened == 1 and report.confirmed == 0
+    case = Case.objects.get()
+    assert case.status == Case.Status.OPEN and not case.auto_confirmed
+    assert set(case.accounts.values_list("user_id", flat=True)) == set(crew)
+    assert _counted_likes([t.pk for t in targets]) == 75
 
 
 def test_the_case_page_draws_the_farm_s_likes_by_device_and_by_network() -> None:
