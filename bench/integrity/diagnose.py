@@ -36,14 +36,14 @@ def detection_events(world: World) -> Events:
     subnet = np.where(ip_known[ev.ip], subnet_codes[ev.ip], -1).astype(np.int64)
     device = np.where(ev.device > 0, ev.device, -1).astype(np.int64)
     return Events(
-        user=ev.user.astype(np.int64),
-        video=ev.video.astype(np.int64),
-        creator=world.video_creator[ev.video].astype(np.int64),
+        user=ev.user.astype(np.int32),
+        video=ev.video.astype(np.int32),
+        creator=world.video_creator[ev.video].astype(np.int32),
         ts=ev.ts.astype(np.int64),
-        device=device,
-        ip=ip,
+        device=device.astype(np.int32),
+        ip=ip.astype(np.int32),
         user_ids=[u.decode() for u in world.user_ids.tolist()],
-        subnet=subnet,
+        subnet=subnet.astype(np.int32),
     )
 
 

@@ -113,8 +113,8 @@ class Group:
 
 @dataclass
 class Cells:
-    """Every like's cells at one scale, one row per distinct (account, cell), sorted by account
-    then cell; `likers`: how many accounts hold the row's cell; `starts`: where each account's
+    """Every like's cells at one scale, one row per distinct (account, cell), grouped by
+    account; `likers`: how many accounts hold the row's cell; `starts`: where each account's
     rows start (events.users + 1 long)."""
 
     scale: Scale
@@ -123,13 +123,23 @@ class Cells:
     like: Int
     likers: Int
     starts: Int
+    span: int = 1  # a cell is video * span + its window on its grid: cell // span is its video
 
     @classmethod
     def of(cls, events: Events, scale: Scale) -> "Cells":
-        user, cell, like, likers = _cells(events, scale.seconds)
+        user, cell, like, likers, span = _cells(events, scale.seconds)
         starts = np.zeros(events.users + 1, dtype=np.int64)
         np.cumsum(np.bincount(user, minlength=events.users), out=starts[1:])
-        return cls(scale, user, cell, like, likers, starts)
+        return cls(scale, user, cell, like, likers, starts, span)
+
+    def rows_on_videos(self, videos: Int) -> Int:
+        """The rows whose cells are on these videos (one pass, no search)."""
+        if len(videos) == 0 or len(self.cell) == 0:
+            return np.zeros(0, dtype=np.int64)
+        table = np.zeros(int(videos.max()) + 2, dtype=bool)
+        table[videos] = True
+        video = np.minimum(self.cell // self.span, len(table) - 1)
+        return np.flatnonzero(table[video])
 
     def rows_of(self, accounts: Int) -> Int:
         """The row indexes of these accounts' cells."""
@@ -147,53 +157,89 @@ class Cells:
         return rows, owner
 
 
-def _cells(events: Events, seconds: int = CELL_SECONDS) -> tuple[Int, Int, Int, Int]:
-    """(account, cell, like index, likers) of every like on both grids, one row per distinct
-    (account, cell) pair (its first like), sorted by account then cell; `likers`: how many
-    accounts hold the row's cell.
+def _cells(events: Events, seconds: int = CELL_SECONDS) -> tuple[Int, Int, Int, Int, int]:
+    """(account, cell, like index, likers, span) of every like on both grids, one row per distinct
+    (account, cell) pair (its first like), grouped by account (its cells on the first grid,
+    then on the second); `likers`: how many accounts hold the row's cell.
 
     No sort of its own: in the likes' (account, video, time) order each grid's cells are
     already sorted per account, so its distinct pairs are where the cell changes; in (video,
-    time) order each cell is one run, so its accounts are the run's first likes of a pair."""
+    time) order each cell is one run, so its accounts are the run's first likes of a pair.
+    Each grid's rows are written straight to their place in the output (memory: the output
+    and one grid's work arrays)."""
     window = seconds * SECOND
     n = len(events)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return empty.astype(np.int32), empty, empty.astype(np.int32), empty.astype(np.int32)
+        return empty.astype(np.int32), empty, empty.astype(np.int32), empty.astype(np.int32), 1
     t0 = int(events.ts.min())
     buckets = int((events.ts.max() - t0 + window // 2) // window) + 2
     by_account = events.by_account
     user = events.user[by_account].astype(np.int32)
-    users, cells, likes, likers = [], [], [], []
-    for grid, offset in enumerate((0, window // 2)):
-        cell = events.video[by_account].astype(np.int64) * (2 * buckets)
-        cell += 2 * ((events.ts[by_account] - t0 + offset) // window) + grid
+    video = events.video[by_account]
+    # half windows since the first like: grid 0's window is half // 2, grid 1's (half + 1) // 2
+    half = _half_windows(events.ts[by_account], t0, window)
+    grids = []
+    for grid in (0, 1):
+        cell = _cell_of(video, half, grid, buckets)
         first = np.ones(n, dtype=bool)
         first[1:] = (cell[1:] != cell[:-1]) | (user[1:] != user[:-1])
+        grids.append(first)
+        del cell
+    # each account's rows: its first-grid rows, then its second-grid rows
+    per_grid = [np.bincount(user[first], minlength=events.users) for first in grids]
+    starts = np.zeros(events.users + 1, dtype=np.int64)
+    np.cumsum(per_grid[0] + per_grid[1], out=starts[1:])
+    total = int(starts[-1])
+    out_user = np.empty(total, dtype=np.int32)
+    out_cell = np.empty(total, dtype=np.int64)
+    out_like = np.empty(total, dtype=np.int32)
+    out_likers = np.empty(total, dtype=np.int32)
+    ahead = np.zeros(events.users, dtype=np.int64)  # rows of the grids before this one
+    for grid, first in enumerate(grids):
+        row_user = user[first]
+        # rows are sorted by account: a row's place among its account's is its index less
+        # the index of its account's first row on this grid
+        grid_starts = np.zeros(events.users, dtype=np.int64)
+        np.cumsum(per_grid[grid][:-1], out=grid_starts[1:])
+        base = starts[:-1] + ahead - grid_starts  # per account (small)
+        index_type = np.dtype(np.int32 if total < 2**31 else np.int64)
+        place: Int = base.astype(index_type)[row_user]
+        place += np.arange(len(row_user), dtype=index_type)
         like = by_account[first]
+        out_user[place] = row_user
+        out_cell[place] = _cell_of(video[first], half[first], grid, buckets)
+        out_like[place] = like
         # a cell's accounts: the likes that are an account's first in it
-        starts, run_of = cell_runs(events, window, offset)
+        run_starts, run_of = cell_runs(events, window, grid * (window // 2))
         is_first = np.zeros(n, dtype=bool)
         is_first[like] = True
-        accounts = np.add.reduceat(is_first[events.by_video].astype(np.int32), starts)
-        users.append(user[first])
-        cells.append(cell[first])
-        likes.append(like.astype(np.int32))
-        likers.append(accounts[run_of[like]].astype(np.int32))
-        del cell, first, is_first, run_of
-    # the two grids' rows, each sorted by (account, cell): one merge
-    all_user, all_cell = np.concatenate(users), np.concatenate(cells)
-    cell_bits = max(1, int(all_cell.max()).bit_length())
-    if cell_bits + max(1, int(events.users).bit_length()) <= 62:
-        order = np.argsort((all_user.astype(np.int64) << cell_bits) | all_cell, kind="stable")
-    else:
-        order = np.lexsort((all_cell, all_user))
-    return (
-        all_user[order],
-        all_cell[order],
-        np.concatenate(likes)[order],
-        np.concatenate(likers)[order],
-    )
+        accounts = np.add.reduceat(is_first[events.by_video].astype(np.int32), run_starts)
+        out_likers[place] = accounts[run_of[like]]
+        ahead += per_grid[grid]
+        del row_user, place, like, run_of, is_first, accounts
+    return out_user, out_cell, out_like, out_likers, 2 * buckets
+
+
+def _half_windows(ts: Int, t0: int, window: int) -> Int:
+    """Half windows since t0, as int32 when they fit."""
+    half = (ts - t0) // (window // 2)
+    return half.astype(np.int32) if len(half) and int(half.max()) < 2**31 else half
+
+
+def _cell_of(video: Int, half: Int, grid: int, buckets: int) -> Int:
+    """The cells (video, window) on grid 0 (windows from t0) or grid 1 (shifted by half a
+    window) of likes given as their videos and half windows since t0."""
+    # in place, so that at most two int64 arrays of the likes' length are alive at once
+    cell = half.astype(np.int64)
+    cell += grid
+    cell //= 2
+    cell *= 2
+    cell += grid
+    offset = video.astype(np.int64)
+    offset *= 2 * buckets
+    cell += offset
+    return cell
 
 
 def cell_runs(events: Events, window: int, offset: int = 0) -> tuple[Int, Int]:
@@ -202,11 +248,14 @@ def cell_runs(events: Events, window: int, offset: int = 0) -> tuple[Int, Int]:
     like the number of its cell (0..cells-1, in (video, time) order). Linear: no sort."""
     n = len(events)
     order = events.by_video
-    bucket = (events.ts[order] - int(events.ts.min()) + offset) // window
+    bucket = events.ts[order]
+    bucket -= int(events.ts.min()) - offset  # in place: one temporary array, not three
+    bucket //= window
+    video = events.video[order]
     change = np.empty(n, dtype=bool)
     change[:1] = True
-    change[1:] = (bucket[1:] != bucket[:-1]) | (events.video[order][1:] != events.video[order][:-1])
-    del bucket
+    change[1:] = (bucket[1:] != bucket[:-1]) | (video[1:] != video[:-1])
+    del bucket, video
     run_of = np.empty(n, dtype=np.int32)
     run_of[order] = np.cumsum(change, dtype=np.int32) - 1
     return np.flatnonzero(change), run_of
@@ -366,25 +415,46 @@ def judge_accounts(events: Events, accounts: Int, cells: Cells, source: str) -> 
     return group
 
 
+WORTH_JUDGING_CHUNK = 200_000  # accounts per vectorised pass (bounds its memory)
+
+
 def worth_judging(groups: list[Int], cells: Cells) -> list[int]:
     """The indexes of the candidate groups that have at least one cell held by the share of
-    their members a shared cell needs: one vectorised pass instead of a judgement per group
-    (most of the accounts behind an address never like together)."""
-    if not groups:
+    their members a shared cell needs: one vectorised pass per chunk of groups instead of a
+    judgement per group (most of the accounts behind an address never like together)."""
+    if not groups or len(cells.cell) == 0:
         return []
-    accounts = np.concatenate(groups)
-    group_of = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
-    rows, owner = cells.rows_of_many(accounts)
-    if len(rows) == 0:
-        return []
-    cell = cells.cell[rows]
-    distinct_cells, cell_code = np.unique(cell, return_inverse=True)
-    key = group_of[owner].astype(np.int64) * len(distinct_cells) + cell_code
-    pairs, held = np.unique(key, return_counts=True)
-    sizes = np.array([len(g) for g in groups])
-    needed = np.maximum(3, np.ceil(cells.scale.shared_share * sizes)).astype(np.int64)
-    group = pairs // len(distinct_cells)
-    return np.unique(group[held >= needed[group]]).tolist()
+    cell_bits = max(1, int(cells.cell.max()).bit_length())
+    worth: list[int] = []
+    first = 0
+    while first < len(groups):
+        last, accounts_in = first, 0
+        while last < len(groups) and (accounts_in < WORTH_JUDGING_CHUNK or last == first):
+            accounts_in += len(groups[last])
+            last += 1
+        chunk = groups[first:last]
+        accounts = np.concatenate(chunk)
+        sizes = np.array([len(g) for g in chunk])
+        group_of = np.repeat(np.arange(len(chunk)), sizes)
+        rows, owner = cells.rows_of_many(accounts)
+        # a shared cell has at least 3 holders
+        held_enough = cells.likers[rows] >= 3
+        rows, owner = rows[held_enough], owner[held_enough]
+        if len(rows):
+            group_bits = max(1, len(chunk).bit_length())
+            if cell_bits + group_bits <= 63:
+                key = (group_of[owner].astype(np.int64) << cell_bits) | cells.cell[rows]
+                pairs, held = np.unique(key, return_counts=True)
+                group = pairs >> cell_bits
+            else:
+                _, cell_code = np.unique(cells.cell[rows], return_inverse=True)
+                key = group_of[owner].astype(np.int64) * (int(cell_code.max()) + 1) + cell_code
+                pairs, held = np.unique(key, return_counts=True)
+                group = pairs // (int(cell_code.max()) + 1)
+            needed = np.maximum(3, np.ceil(cells.scale.shared_share * sizes)).astype(np.int64)
+            worth.extend((first + np.unique(group[held >= needed[group]])).tolist())
+        first = last
+    return worth
 
 
 def value_groups(events: Events, values: Int, *, smallest: int, crowd: int) -> list[Int]:
@@ -506,37 +576,47 @@ def groups_completed(
     order = np.argsort(all_cells, kind="stable")
     same = np.flatnonzero(all_cells[order][1:] == all_cells[order][:-1])
     merged = components(len(groups), group_of_cell[order][same], group_of_cell[order][same + 1])
-    # every (account, group) holding of a shared cell, in one pass over the scale's rows
-    distinct, first = np.unique(all_cells[order], return_index=True)
-    position = np.searchsorted(distinct, cells.cell)
-    position[position >= len(distinct)] = 0
-    hit = distinct[position] == cells.cell
-    rows = np.flatnonzero(hit)
-    # a cell shared by several groups counts for the first; they are merged anyway
-    holder_group = group_of_cell[order][first][position[rows]]
-    key = cells.user[rows].astype(np.int64) * len(groups) + holder_group
-    pairs, held = np.unique(key, return_counts=True)
-    account, group_index = pairs // len(groups), pairs % len(groups)
     # joining needs that share of six cells or more: a genuine account holds that much of a
     # group's cells only by chance when they are few; and never on the days scale, where a cell is
     # nearly a video and its fans hold many
+    never = np.iinfo(np.int64).max
     need = np.array(
         [
             max(3, int(np.ceil(cells.scale.shared_share * len(g.cells))))
             if len(g.cells) >= COMPLETE_MIN_CELLS and cells.scale.seconds < DAYS.seconds
-            else np.iinfo(np.int64).max
+            else never
             for g in groups
         ]
     )
+    # every (account, group) holding of a cell of a group that may be joined: the rows on
+    # those groups' videos, matched to their cells
+    joinable = need[group_of_cell] < never
+    account = group_index = np.zeros(0, dtype=np.int64)
+    held = np.zeros(0, dtype=np.int64)
+    if joinable.any():
+        distinct, first = np.unique(all_cells[joinable], return_index=True)
+        holder_of = group_of_cell[joinable][first]  # a cell of several groups: the first's
+        rows = cells.rows_on_videos(np.unique(distinct // cells.span))
+        position = np.minimum(np.searchsorted(distinct, cells.cell[rows]), len(distinct) - 1)
+        hit = distinct[position] == cells.cell[rows]
+        rows, position = rows[hit], position[hit]
+        key = cells.user[rows].astype(np.int64) * len(groups) + holder_of[position]
+        pairs, held = np.unique(key, return_counts=True)
+        account, group_index = pairs // len(groups), pairs % len(groups)
     joined = held >= need[group_index]
+    # per merged component: its groups and the accounts that join it
+    joiner_component = merged[group_index[joined]]
+    by_component = np.argsort(joiner_component, kind="stable")
+    joiners, joiner_component = account[joined][by_component], joiner_component[by_component]
+    group_order = np.argsort(merged, kind="stable")
+    component_starts, component_sizes = runs(merged[group_order])
     completed: list[Group] = []
-    for component in np.unique(merged).tolist():
-        parts = np.flatnonzero(merged == component)
+    for start, size in zip(component_starts.tolist(), component_sizes.tolist(), strict=True):
+        parts = group_order[start : start + size]
+        component = int(merged[parts[0]])
+        lo, hi = np.searchsorted(joiner_component, [component, component + 1])
         accounts = np.unique(
-            np.concatenate(
-                [groups[i].members for i in parts.tolist()]
-                + [account[joined & np.isin(group_index, parts)]]
-            )
+            np.concatenate([groups[i].members for i in parts.tolist()] + [joiners[lo:hi]])
         )
         best = max((groups[i] for i in parts.tolist()), key=lambda g: len(g.members))
         if len(parts) == 1 and len(accounts) == len(best.members):
