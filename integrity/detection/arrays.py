@@ -19,11 +19,16 @@ def mix(values: npt.NDArray[np.integer], seed: int = 0) -> UInt:
     """A 64-bit hash of each value (splitmix64's finaliser on value ^ seed): well spread, so
     the minimum over a set behaves like a random permutation's (MinHash)."""
     with np.errstate(over="ignore"):
-        h = values.astype(np.uint64) ^ np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
-        h = (h + _GOLDEN) * _MIX
-        h ^= h >> np.uint64(31)
+        # in place: the copy and one shifted temporary, whatever the length
+        h = values.astype(np.uint64)
+        h ^= np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
+        h += _GOLDEN
+        h *= _MIX
+        shifted = h >> np.uint64(31)
+        h ^= shifted
         h *= _GOLDEN
-        h ^= h >> np.uint64(29)
+        np.right_shift(h, np.uint64(29), out=shifted)
+        h ^= shifted
     return h
 
 

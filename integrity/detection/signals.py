@@ -24,24 +24,31 @@ VELOCITY_WINDOWS = (60, 3600)
 
 def velocity(events: Events) -> dict[int, Int]:
     """Per account and window: the most likes it made within any such window."""
+    out = {window: np.zeros(events.users, dtype=np.int64) for window in VELOCITY_WINDOWS}
+    n = len(events)
+    if n == 0:
+        return out
     order = np.argsort(events.user, kind="stable")  # the likes are in time order
     user = events.user[order]
-    ts = events.ts[order]
+    # one sorted key (account, then time in ms), built in place: ms keep it within int64 for
+    # billions of accounts over any window a pass reads
+    key = events.ts[order]
+    del order
+    key -= int(events.ts.min())
+    key //= 1000
+    stride = int(key.max()) + 1 + max(VELOCITY_WINDOWS) * 1000
+    account_part = user.astype(np.int64)
+    account_part *= stride
+    key += account_part
+    del account_part
     starts, _ = runs(user)
-    # one sorted key (account, then time in ms): ms keep it within int64 for billions of
-    # accounts over any window a pass reads
-    ms = (ts - (ts.min() if len(ts) else 0)) // 1000
-    span = int(ms.max()) + 1 if len(ms) else 1
-    key = user.astype(np.int64) * (span + max(VELOCITY_WINDOWS) * 1000) + ms
-    index = np.arange(len(key), dtype=np.int64)
-    out: dict[int, Int] = {}
     for window in VELOCITY_WINDOWS:
-        first = np.searchsorted(key, key - window * 1000, side="right")
-        counts = index - first + 1
-        per_user = np.zeros(events.users, dtype=np.int64)
-        if len(counts):
-            per_user[user[starts]] = np.maximum.reduceat(counts, starts)
-        out[window] = per_user
+        # likes within the window up to each like: its index less the first one's, plus one
+        count = np.searchsorted(key, key - window * 1000, side="right")
+        count *= -1
+        count += np.arange(1, n + 1, dtype=np.int64)
+        out[window][user[starts]] = np.maximum.reduceat(count, starts)
+        del count
     return out
 
 
@@ -196,29 +203,41 @@ def _cells(events: Events, seconds: int = CELL_SECONDS) -> tuple[Int, Int, Int, 
     out_like = np.empty(total, dtype=np.int32)
     out_likers = np.empty(total, dtype=np.int32)
     ahead = np.zeros(events.users, dtype=np.int64)  # rows of the grids before this one
+    index_type = np.dtype(np.int32 if total < 2**31 else np.int64)
     for grid, first in enumerate(grids):
-        row_user = user[first]
-        # rows are sorted by account: a row's place among its account's is its index less
-        # the index of its account's first row on this grid
-        grid_starts = np.zeros(events.users, dtype=np.int64)
-        np.cumsum(per_grid[grid][:-1], out=grid_starts[1:])
-        base = starts[:-1] + ahead - grid_starts  # per account (small)
-        index_type = np.dtype(np.int32 if total < 2**31 else np.int64)
-        place: Int = base.astype(index_type)[row_user]
-        place += np.arange(len(row_user), dtype=index_type)
-        like = by_account[first]
-        out_user[place] = row_user
-        out_cell[place] = _cell_of(video[first], half[first], grid, buckets)
-        out_like[place] = like
-        # a cell's accounts: the likes that are an account's first in it
+        # per like, how many accounts hold its cell on this grid: a cell is a run in video
+        # order, its accounts the likes that are an account's first in it
         run_starts, run_of = cell_runs(events, window, grid * (window // 2))
         is_first = np.zeros(n, dtype=bool)
-        is_first[like] = True
+        is_first[by_account[first]] = True
         accounts = np.add.reduceat(is_first[events.by_video].astype(np.int32), run_starts)
-        out_likers[place] = accounts[run_of[like]]
+        del is_first, run_starts
+        likers_of_like = accounts[run_of]
+        del run_of, accounts
+        # rows are sorted by account: a row's place is its account's start, plus the rows of
+        # the grids before, plus its rank among its account's rows on this grid
+        grid_starts = np.zeros(events.users, dtype=np.int64)
+        np.cumsum(per_grid[grid][:-1], out=grid_starts[1:])
+        base = (starts[:-1] + ahead - grid_starts).astype(index_type)  # per account (small)
+        row = 0
+        for lo in range(0, n, CELLS_CHUNK):  # a chunk of likes at a time: bounded work arrays
+            hi = min(n, lo + CELLS_CHUNK)
+            chosen = first[lo:hi]
+            row_user = user[lo:hi][chosen]
+            place = base[row_user]
+            place += np.arange(row, row + len(row_user), dtype=index_type)
+            like = by_account[lo:hi][chosen]
+            out_user[place] = row_user
+            out_cell[place] = _cell_of(video[lo:hi][chosen], half[lo:hi][chosen], grid, buckets)
+            out_like[place] = like
+            out_likers[place] = likers_of_like[like]
+            row += len(row_user)
         ahead += per_grid[grid]
-        del row_user, place, like, run_of, is_first, accounts
+        del likers_of_like
     return out_user, out_cell, out_like, out_likers, 2 * buckets
+
+
+CELLS_CHUNK = 1 << 21  # likes per step when the cells are written out
 
 
 def _half_windows(ts: Int, t0: int, window: int) -> Int:
@@ -311,10 +330,13 @@ class _CoLiked:
     def of(cls, cells: Cells, n_users: int) -> "_CoLiked":
         likers = cells.likers
         co_liked = (likers >= MIN_CELL_LIKERS) & (likers <= MAX_CELL_LIKERS)
+        # per account (its rows are contiguous), how many of its cells are co-liked
+        running = np.zeros(len(co_liked) + 1, dtype=np.int32)
+        np.cumsum(co_liked, out=running[1:])
+        eligible = np.diff(running[cells.starts]) >= MIN_ACCOUNT_CELLS
+        del running
+        co_liked &= eligible[cells.user]
         user, cell = cells.user[co_liked], cells.cell[co_liked]
-        eligible = np.bincount(user, minlength=n_users) >= MIN_ACCOUNT_CELLS
-        keep = eligible[user]
-        user, cell = user[keep], cell[keep]
         accounts, per_account = np.unique(user, return_counts=True)
         return cls(user, cell, accounts, per_account)
 
@@ -415,7 +437,7 @@ def judge_accounts(events: Events, accounts: Int, cells: Cells, source: str) -> 
     return group
 
 
-WORTH_JUDGING_CHUNK = 200_000  # accounts per vectorised pass (bounds its memory)
+WORTH_JUDGING_CHUNK = 40_000  # accounts per vectorised pass (bounds its memory)
 
 
 def worth_judging(groups: list[Int], cells: Cells) -> list[int]:
@@ -637,7 +659,7 @@ def shared_values(events: Events, values: Int) -> Int:
     """Per like: how many distinct accounts share its device (or network) value (0 when the
     value is unknown, -1)."""
     known = values >= 0
-    out = np.zeros(len(values), dtype=np.int64)
+    out = np.zeros(len(values), dtype=np.int32)
     if known.any():
         out[known] = distinct_count(values[known], events.user[known])
     return out
@@ -695,7 +717,7 @@ def bursts(events: Events) -> list[Group]:
     share = float(np.mean(suspect))  # what any cell's likes are expected to hold
     # per suspect like, the burst cell it falls in on each grid (-1: none); burst cells of the
     # two grids that share likes are one burst (an order across a grid line)
-    node = np.full((2, n), -1, dtype=np.int64)
+    node = np.full((2, n), -1, dtype=np.int32)
     nodes = 0
     counts_of: list[Int] = []
     for grid, offset in enumerate((0, window // 2)):
@@ -703,7 +725,7 @@ def bursts(events: Events) -> list[Group]:
         counts = np.diff(np.r_[starts, n])
         suspects = np.bincount(inverse[suspect], minlength=len(starts))
         burst = (suspects >= BURST_MIN_LIKES) & (suspects >= BURST_SHARE * counts)
-        code = np.full(len(starts), -1, dtype=np.int64)
+        code = np.full(len(starts), -1, dtype=np.int32)
         code[burst] = nodes + np.arange(int(burst.sum()))
         nodes += int(burst.sum())
         counts_of.append(counts[burst])
