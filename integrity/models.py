@@ -31,6 +31,7 @@ class SignalKind(models.TextChoices):
     THIN_HISTORY = "thin_history", "Accounts that exist for the group"
     SPOOFED_DEVICES = "spoofed_devices", "Devices no other like used"
     SPOOFED_ADDRESSES = "spoofed_addresses", "Addresses no other like used"
+    PINNED_CONTEXT = "pinned_context", "One device and one address of their own for every like"
     REPORT = "report", "User report"
 
 

@@ -27,6 +27,7 @@ from integrity.detection.signals import (
     judge_accounts,
     lockstep,
     member_concentration,
+    pinned_accounts,
     shared_values,
     single_use,
     value_groups,
@@ -135,6 +136,7 @@ def findings(events: Events) -> list[Finding]:
     network_sharers = shared_values(events, events.networks)
     address_sharers = shared_values(events, events.ip)
     single_use_device = single_use(events.device)
+    pinned = pinned_accounts(events, device_sharers, address_sharers)
     found: list[Finding] = []
     for group in groups:
         evidence: dict[str, float] = {
@@ -165,6 +167,14 @@ def findings(events: Events) -> list[Finding]:
         spoofed = float(np.mean(on_fresh_devices))
         if spoofed >= ROTATING_DEVICES:
             evidence["spoofed_devices"] = spoofed
+        # each member alone on one device and one address for every like it made, and in
+        # the group by cells the group dominates (not a heavy user among its cover likes)
+        is_pinned = pinned[group.members]
+        if len(group.member_dominated) == len(group.members):
+            is_pinned &= group.member_dominated >= 0.5
+        share_pinned = float(np.mean(is_pinned))
+        if share_pinned >= CONCENTRATION:
+            evidence["pinned_context"] = share_pinned
         is_fast = fast[group.members] >= VELOCITY_PER_MINUTE
         speed = float(np.mean(is_fast))
         if speed >= CONCENTRATION:
@@ -178,6 +188,8 @@ def findings(events: Events) -> list[Finding]:
             backed |= group.member_outside <= thin
         if "spoofed_devices" in evidence:
             backed |= on_fresh_devices
+        if "pinned_context" in evidence:
+            backed |= is_pinned
         if "velocity" in evidence:
             backed |= is_fast
         found.append(Finding(group, evidence, backed))

@@ -113,6 +113,8 @@ class Group:
     # per member: the share of its cells outside the shared ones (its own history)
     member_outside: np.ndarray = field(default_factory=lambda: np.zeros(0))
     work: Int = field(default_factory=lambda: np.zeros(0, np.int64))  # its likes in those cells
+    # per member: the share of its shared cells where the members are half the likers or more
+    member_dominated: np.ndarray = field(default_factory=lambda: np.zeros(0))
     # per member (aligned with `members`): the first and last of its likes in the shared cells
     first_us: Int = field(default_factory=lambda: np.zeros(0, np.int64))
     last_us: Int = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -561,6 +563,16 @@ def _judge(
         1.0 - per_member_shared / np.maximum(totals, 1),
     )
     outside_all = float(np.mean(1.0 - per_member_shared / np.maximum(totals, 1)))
+    # per member: the share of its shared cells that the group dominates (half their likers
+    # or more: a farm's targets); a heavy user who shares the group's cover likes on popular
+    # videos holds only cells where the group is a minority
+    _, shared_code, group_count = np.unique(
+        cell[in_shared], return_inverse=True, return_counts=True
+    )
+    dominated = (group_count >= 0.5 * cell_size)[shared_code]
+    member_dominated = np.bincount(member_of[dominated], minlength=len(members)) / np.maximum(
+        per_member_shared, 1
+    )
     return Group(
         members=members,
         shared_cells=n_shared,
@@ -575,6 +587,7 @@ def _judge(
         scale=scale.name,
         cells=np.unique(cell[in_shared]),
         member_outside=member_outside,
+        member_dominated=member_dominated,
         work=np.unique(like[in_shared]).astype(np.int64),
     )
 
@@ -690,6 +703,45 @@ def member_concentration(
     )
     share: np.ndarray = per_user_suspicious / np.maximum(per_user_total, 1)
     return share
+
+
+# --- accounts pinned to one device and one address of their own ------------------------------
+# A person moves: phone and tablet, home, office and the carrier's network. An account that
+# made many likes, every one from the same device and the same address, neither of which any
+# other account uses, is pinned to an emulator profile and a dedicated proxy.
+PINNED_MIN_LIKES = 20
+
+
+def pinned_accounts(events: Events, device_sharers: Int, address_sharers: Int) -> np.ndarray:
+    """Per account: at least PINNED_MIN_LIKES likes, all from one known device and one known
+    address, each used by no other account (`*_sharers`: per like, accounts behind its value,
+    from `shared_values`)."""
+    n = len(events)
+    pinned = np.zeros(events.users, dtype=bool)
+    if n == 0:
+        return pinned
+    likes = np.bincount(events.user, minlength=events.users)
+    first = np.full(events.users, n, dtype=np.int64)
+    first[events.user] = np.arange(n)  # one like of each account (any: all must agree)
+    candidates = np.flatnonzero(likes >= PINNED_MIN_LIKES)
+    like = first[candidates]
+    alone = (device_sharers[like] == 1) & (address_sharers[like] == 1)
+    candidates, like = candidates[alone], like[alone]
+    if len(candidates) == 0:
+        return pinned
+    # every like of theirs on that device and that address
+    mine = np.zeros(events.users, dtype=bool)
+    mine[candidates] = True
+    rows = np.flatnonzero(mine[events.user])
+    device_of = np.full(events.users, -1, dtype=np.int64)
+    address_of = np.full(events.users, -1, dtype=np.int64)
+    device_of[candidates] = events.device[like]
+    address_of[candidates] = events.ip[like]
+    user = events.user[rows]
+    off = (events.device[rows] != device_of[user]) | (events.ip[rows] != address_of[user])
+    strays = np.bincount(user[off], minlength=events.users)
+    pinned[candidates] = strays[candidates] == 0
+    return pinned
 
 
 # --- bursts from accounts with almost no history on spoofed devices ------------------------------

@@ -40,6 +40,20 @@ class World:
                 at = start + self.rng.randrange(within)
                 self.like(account, video, at, f"d-{account}", ip.format(k))
 
+    def everyday(self, account: str, likes: int, home: str) -> None:
+        """The account's own likes over the week on its phone: at home, or out on the
+        carrier's network (people move: nobody's month is one address)."""
+        for _ in range(likes):
+            out = self.rng.random() < 0.4
+            ip = f"100.64.{self.rng.randrange(4)}.{self.rng.randrange(256)}" if out else home
+            self.like(
+                account,
+                self.rng.randrange(400),
+                T0 + self.rng.randrange(7 * DAY),
+                f"d-{account}",
+                ip,
+            )
+
     def events(self) -> Events:
         columns = list(zip(*self.rows, strict=True))
         return events_from_columns(
@@ -92,7 +106,7 @@ def lockstep_attack(
 
 def friends_group(world: World, *, size: int, shares: int) -> set[str]:
     """A group chat: friends like the videos one of them shares, within the hour, each on their
-    own phone at their own home."""
+    own phone at their own home (and out and about the rest of the week)."""
     rng = world.rng
     friends = {f"friend-{k}" for k in range(size)}
     for s in range(shares):
@@ -101,16 +115,9 @@ def friends_group(world: World, *, size: int, shares: int) -> set[str]:
         for k, friend in enumerate(sorted(friends)):
             if rng.random() < 0.8:
                 world.like(friend, video, start + rng.randrange(HOUR), f"d-{friend}", f"91.1.{k}.9")
-        # and their own everyday likes
+    # and their own everyday likes
     for k, friend in enumerate(sorted(friends)):
-        for _ in range(rng.randrange(5, 30)):
-            world.like(
-                friend,
-                rng.randrange(400),
-                T0 + rng.randrange(7 * DAY),
-                f"d-{friend}",
-                f"91.1.{k}.9",
-            )
+        world.everyday(friend, rng.randrange(5, 30), f"91.1.{k}.9")
     return friends
 
 
@@ -146,18 +153,10 @@ def test_a_group_on_its_own_devices_and_addresses_is_a_finding_but_not_a_flag_wi
 ):
     # behaviour alone (lockstep) is one kind of evidence: queued for staff, not flagged
     world = background(5)
-    rng = world.rng
     crew = [f"crew-{k}" for k in range(20)]
     world.together(crew, range(5000, 5008), 2 * MINUTE, "77.{}.3.4")
     for k, member in enumerate(crew):
-        for _ in range(60):
-            world.like(
-                member,
-                rng.randrange(400),
-                T0 + rng.randrange(7 * DAY),
-                f"d-{member}",
-                f"77.{k}.3.4",
-            )
+        world.everyday(member, 60, f"77.{k}.3.4")
     events = world.events()
     groups = findings_holding(events, crew)
     assert groups and all("lockstep" in f.evidence for f in groups)
@@ -176,6 +175,25 @@ def test_a_chat_of_light_users_is_a_finding_but_not_a_flag() -> None:
     assert groups and any("thin_history" in f.evidence for f in groups)
     assert not any(f.flagged for f in groups)
     assert not (set(chat) & flagged_ids(events))
+
+
+def test_a_farm_pinned_to_its_own_devices_and_proxies_is_flagged() -> None:
+    # camouflage: each account on one emulator profile and one dedicated proxy for every like,
+    # fifteen orders together, and cover likes on what is popular at random moments
+    world = background(9)
+    rng = world.rng
+    farm = [f"pinned-{k}" for k in range(30)]
+    for video in range(7000, 7015):
+        start = T0 + rng.randrange(7 * DAY)
+        for k, bot in enumerate(farm):
+            world.like(bot, video, start + rng.randrange(5 * MINUTE), f"emu-{k}", f"185.7.{k}.1")
+    for k, bot in enumerate(farm):
+        for _ in range(20):
+            video = min(int(rng.paretovariate(1.0)), 399)  # the popular ones
+            world.like(bot, video, T0 + rng.randrange(7 * DAY), f"emu-{k}", f"185.7.{k}.1")
+    flags = {world.events().user_ids[f.user]: f for f in detect(world.events())}
+    assert set(flags) == set(farm)
+    assert all("pinned_context" in flag.signals for flag in flags.values())
 
 
 def test_velocity_counts_the_most_likes_in_any_window() -> None:
