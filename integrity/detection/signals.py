@@ -660,6 +660,13 @@ def groups_completed(
         again = judge_accounts(events, accounts, cells, best.source)
         if again is not None and strong(again) and len(again.members) >= len(best.members):
             completed.append(again)
+            # a part the merged group left out (a small farm on one of a big group's videos
+            # holds few of the merged cells) stands as it was
+            completed.extend(
+                groups[i]
+                for i in parts.tolist()
+                if np.isin(groups[i].members, again.members).mean() < 0.5
+            )
         else:
             completed.extend(groups[i] for i in parts.tolist())
     return completed
