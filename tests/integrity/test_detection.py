@@ -238,6 +238,29 @@ def test_a_farm_with_spoofed_devices_and_proxies_is_flagged_by_its_devices() -> 
     assert set(flags) == set(bots)
 
 
+def test_a_small_farm_on_one_of_a_big_farm_s_videos_is_not_lost_in_the_merge() -> None:
+    # a big farm works twelve videos; a poll-stuffing crew (a dozen accounts on two phones)
+    # likes one of the same videos at the same time, and nothing else: the groups share that
+    # cell and merge, and the merged group's judgement drops the crew (it holds one of twelve
+    # cells); the crew's own group stands beside it
+    world = background(10)
+    rng = world.rng
+    farm = [f"farm-{k}" for k in range(40)]
+    starts = {}
+    for video in range(9000, 9012):
+        starts[video] = T0 + rng.randrange(7 * DAY)
+        for k, bot in enumerate(farm):
+            at = starts[video] + rng.randrange(3 * MINUTE)
+            world.like(bot, video, at, f"farm-phone-{k % 4}", f"45.9.1.{k}")
+    crew = [f"crew-{k}" for k in range(12)]
+    for k, member in enumerate(crew):
+        at = starts[9005] + rng.randrange(3 * MINUTE)
+        world.like(member, 9005, at, f"poll-phone-{k % 2}", f"46.1.1.{k % 3}")
+    flagged = flagged_ids(world.events())
+    assert set(crew) <= flagged
+    assert flagged == set(farm) | set(crew)
+
+
 def test_a_household_on_one_connection_is_not_flagged() -> None:
     # four people, one tablet and one address, liking the same videos together every evening
     world = background(7)
