@@ -2,10 +2,12 @@
 
 `detect(events)` runs the signals over `Events` and returns the accounts the pass would flag,
 with a score and the kinds of evidence that agreed. An account is flagged only when its
-behaviour (a lockstep group judged against what its members' own activity predicts) and at
-least one independent kind of evidence — shared devices or networks that few others use, a
-history that is little more than the group's work, inhuman velocity — agree; a single kind of
-evidence is a finding for staff (`findings`), never a flag by itself.
+behaviour (a lockstep group judged against what its members' own activity predicts, or a
+burst) and at least one independent kind of evidence — shared devices or networks that few
+others use, a device per like, one device and one address of its own for every like, inhuman
+velocity — agree, and the account is backed by such evidence of its own; a thin history adds
+to the score but carries no flag. Behaviour alone is a finding (`findings`), a case for staff
+when strong (`Finding.for_review`), never a flag.
 
 The production passes (light, every few minutes; nightly over 28 days) and
 `integrity_evaluate` both read their events into `Events` and call the same functions.
@@ -60,9 +62,10 @@ HISTORY_OUTSIDE_COARSE = 0.3
 # are liked by many others (contrast ~0.01-0.1), a farm's targets mostly by the farm
 HISTORY_CONTRAST = 0.2
 ROTATING_DEVICES = 0.5  # share of members whose likes in the group each use a new device
-VELOCITY_PER_MINUTE = 30
-REVIEW_LOCKSTEP = 0.5
-REVIEW_CONTRAST = 0.5  # likes in one minute no person keeps up
+VELOCITY_PER_MINUTE = 30  # likes in one minute no person keeps up
+# a finding that is not flagged is a case for staff when its behaviour is strong by itself
+REVIEW_LOCKSTEP = 0.5  # most members on most of ten or so cells
+REVIEW_CONTRAST = 0.5  # cells that are mostly the group's likes
 
 
 # What the accounts did together (a lockstep group; a burst on one video); every other kind is
