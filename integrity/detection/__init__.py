@@ -17,24 +17,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from integrity.detection.cells import DAYS, MINUTES, SCALES, Cells
 from integrity.detection.events import Events, events_from_columns
-from integrity.detection.signals import (
-    DAYS,
-    MINUTES,
-    SCALES,
-    Cells,
+from integrity.detection.lockstep import (
     Group,
-    bursts,
     groups_completed,
     judge_accounts,
     lockstep,
+    value_groups,
+    worth_judging,
+)
+from integrity.detection.signals import (
+    bursts,
     member_concentration,
     pinned_accounts,
     shared_values,
     single_use,
-    value_groups,
     velocity,
-    worth_judging,
 )
 
 __all__ = [

@@ -25,8 +25,8 @@ from django.utils import timezone
 from core.eventlog import consumer_lock
 from integrity.detection import Finding as Detected
 from integrity.detection import distinct, findings
+from integrity.detection.cells import CELL_SECONDS, SECOND
 from integrity.detection.load import events_from_likes
-from integrity.detection.signals import CELL_SECONDS, SECOND
 from integrity.services.cases import (
     AccountSpan,
     Finding,
