@@ -61,6 +61,7 @@ HISTORY_OUTSIDE_COARSE = 0.3
 # are liked by many others (contrast ~0.01-0.1), a farm's targets mostly by the farm
 HISTORY_CONTRAST = 0.2
 ROTATING_DEVICES = 0.5  # share of members whose likes in the group each use a new device
+PINNED_MIN_VIDEOS = 8  # pinned members count in groups working this many videos (farms: 15+)
 VELOCITY_PER_MINUTE = 30  # likes in one minute no person keeps up
 # a finding that is not flagged is a case for staff when its behaviour is strong by itself
 REVIEW_LOCKSTEP = 0.5  # most members on most of ten or so cells
@@ -175,7 +176,12 @@ def findings(events: Events) -> list[Finding]:
         if len(group.member_dominated) == len(group.members):
             is_pinned &= group.member_dominated >= 0.5
         share_pinned = float(np.mean(is_pinned))
-        if share_pinned >= CONCENTRATION:
+        # only for a group whose behaviour is strong — most of its members together on many
+        # videos — where friends who keep to one phone at home like a friend's few posts
+        strong_behaviour = (
+            evidence["lockstep"] >= REVIEW_LOCKSTEP and len(group.videos) >= PINNED_MIN_VIDEOS
+        )
+        if share_pinned >= CONCENTRATION and strong_behaviour:
             evidence["pinned_context"] = share_pinned
         is_fast = fast[group.members] >= VELOCITY_PER_MINUTE
         speed = float(np.mean(is_fast))

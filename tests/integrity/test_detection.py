@@ -148,6 +148,25 @@ def test_friends_co_liking_within_the_hour_are_not_flagged() -> None:
     assert not flagged
 
 
+def test_a_weak_group_of_people_who_keep_to_one_phone_at_home_is_not_flagged() -> None:
+    # eight friends, each liking from the same phone at the same home address every time
+    # (pinned, as an emulator behind a proxy would be), like three videos a friend posted
+    # within minutes of each other: lockstep, but on three videos only — too weak for their
+    # pinned context to count
+    world = background(4)
+    rng = world.rng
+    friends = [f"homebody-{k}" for k in range(8)]
+    world.together(friends, range(3000, 3003), 5 * MINUTE, "91.1.{}.9")
+    for k, friend in enumerate(friends):
+        for _ in range(rng.randrange(20, 40)):
+            at = T0 + rng.randrange(7 * DAY)
+            world.like(friend, rng.randrange(400), at, f"d-{friend}", f"91.1.{k}.9")
+    events = world.events()
+    groups = findings_holding(events, friends)
+    assert groups and all("pinned_context" not in f.evidence for f in groups)
+    assert not (set(friends) & flagged_ids(events))
+
+
 def test_a_group_on_its_own_devices_and_addresses_is_a_finding_but_not_a_flag_without_more() -> (
     None
 ):
