@@ -30,6 +30,7 @@ from integrity.detection.lockstep import (
 from integrity.detection.signals import (
     bursts,
     member_concentration,
+    member_share,
     pinned_accounts,
     shared_values,
     single_use,
@@ -166,7 +167,11 @@ def findings(events: Events) -> list[Finding]:
         # a device per like, never seen again (an emulator reset for every like): members
         # with several likes in the group's cells, most of them each on a device of its own
         # (a light user's only phone is single-use too, but holds one like)
-        on_fresh_devices = _member_share(events, group, single_use_device, at_least=3) >= 0.5
+        work = group.work
+        on_fresh_devices = (
+            member_share(group.members, events.user[work], single_use_device[work], at_least=3)
+            >= 0.5
+        )
         spoofed = float(np.mean(on_fresh_devices))
         if spoofed >= ROTATING_DEVICES:
             evidence["spoofed_devices"] = spoofed
@@ -244,21 +249,6 @@ def distinct(found: list[Finding], users: int) -> list[Finding]:
         members_new = members[owner[members] < 0]
         owner[members_new] = i
     return [found[i] for i in sorted(kept)]
-
-
-def _member_share(
-    events: Events, group: Group, like_is: np.ndarray, at_least: int = 1
-) -> np.ndarray:
-    """Per member: the share of its likes in the group's cells for which `like_is` holds (0
-    for a member with fewer than `at_least` of them)."""
-    work = group.work
-    if len(work) == 0:
-        return np.zeros(len(group.members))
-    member = np.searchsorted(group.members, events.user[work])
-    total = np.bincount(member, minlength=len(group.members))
-    hits = np.bincount(member[like_is[work]], minlength=len(group.members))
-    share: np.ndarray = np.where(total >= at_least, hits / np.maximum(total, 1), 0.0)
-    return share
 
 
 # Candidates among the accounts behind one device or address: more than a small household,

@@ -50,10 +50,7 @@ class Cells:
 
     @classmethod
     def of(cls, events: Events, scale: Scale) -> "Cells":
-        user, cell, like, likers, span = _cells(events, scale.seconds)
-        starts = np.zeros(events.users + 1, dtype=np.int64)
-        np.cumsum(np.bincount(user, minlength=events.users), out=starts[1:])
-        return cls(scale, user, cell, like, likers, starts, span)
+        return cls(scale, *_cells(events, scale.seconds))
 
     def rows_on_videos(self, videos: Int) -> Int:
         """The rows whose cells are on these videos (one pass, no search)."""
@@ -80,10 +77,11 @@ class Cells:
         return rows, owner
 
 
-def _cells(events: Events, seconds: int = CELL_SECONDS) -> tuple[Int, Int, Int, Int, int]:
-    """(account, cell, like index, likers, span) of every like on both grids, one row per distinct
-    (account, cell) pair (its first like), grouped by account (its cells on the first grid,
-    then on the second); `likers`: how many accounts hold the row's cell.
+def _cells(events: Events, seconds: int = CELL_SECONDS) -> tuple[Int, Int, Int, Int, Int, int]:
+    """(account, cell, like index, likers, starts, span) of every like on both grids, one row per
+    distinct (account, cell) pair (its first like), grouped by account (its cells on the first
+    grid, then on the second); `likers`: how many accounts hold the row's cell; `starts`: where
+    each account's rows start.
 
     No sort of its own: in the likes' (account, video, time) order each grid's cells are
     already sorted per account, so its distinct pairs are where the cell changes; in (video,
@@ -94,7 +92,15 @@ def _cells(events: Events, seconds: int = CELL_SECONDS) -> tuple[Int, Int, Int, 
     n = len(events)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return empty.astype(np.int32), empty, empty.astype(np.int32), empty.astype(np.int32), 1
+        no_rows = np.zeros(events.users + 1, dtype=np.int64)
+        return (
+            empty.astype(np.int32),
+            empty,
+            empty.astype(np.int32),
+            empty.astype(np.int32),
+            no_rows,
+            1,
+        )
     t0 = int(events.ts.min())
     buckets = int((events.ts.max() - t0 + window // 2) // window) + 2
     by_account = events.by_account
@@ -150,7 +156,7 @@ def _cells(events: Events, seconds: int = CELL_SECONDS) -> tuple[Int, Int, Int, 
             row += len(row_user)
         ahead += per_grid[grid]
         del likers_of_like
-    return out_user, out_cell, out_like, out_likers, 2 * buckets
+    return out_user, out_cell, out_like, out_likers, starts, 2 * buckets
 
 
 CELLS_CHUNK = 1 << 21  # likes per step when the cells are written out

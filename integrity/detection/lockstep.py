@@ -26,8 +26,8 @@ MAX_COMPONENT = 1000
 SPLIT_ROWS = (3, 4, 6)
 MIN_GROUP = 5
 REJUDGE_SMALLEST = 2 * MIN_GROUP  # a failed component this big may hide a group: split it too
-# A group's shared cells: held by at least this share of its members (and 3 of them).
-SHARED_SHARE = 0.5
+# A group's shared cells: held by its scale's share of its members (and 3 of them), at least
+# this many of them.
 MIN_SHARED_CELLS = 3
 # ... on at least this many distinct videos: two strangers in a viral video's quarter hour
 # share a cell by chance, not three videos' windows.
@@ -39,7 +39,7 @@ class Group:
     """A candidate lockstep group and its evidence."""
 
     members: Int  # account codes
-    shared_cells: int  # cells held by >= SHARED_SHARE of the members
+    shared_cells: int  # cells held by >= the scale's shared_share of the members
     participation: float  # mean share of the shared cells each member holds
     lift: float  # members' likes in the shared cells / what their activity predicts
     contrast: float  # share of the shared cells' likers that are members
@@ -116,8 +116,8 @@ class _CoLiked:
         del running
         co_liked &= eligible[cells.user]
         user, cell = cells.user[co_liked], cells.cell[co_liked]
-        accounts, per_account = np.unique(user, return_counts=True)
-        return cls(user, cell, accounts, per_account)
+        starts, per_account = runs(user)  # rows are grouped by account
+        return cls(user, cell, user[starts], per_account)
 
     def split(self, component: Int, which: np.ndarray, rows: int) -> Int:
         """`component` with the accounts `which` (a mask over `accounts`) relabelled by a
@@ -305,31 +305,35 @@ def _judge(
         likers[keep],
         in_shared[keep],
     )
-    n_shared = len(np.unique(cell[in_shared]))
-    if len(np.unique(events.video[like[in_shared]])) < min_videos:
+    # the members' likes in the shared cells, and those cells (one `unique` for all figures)
+    shared_cell, shared_like = cell[in_shared], like[in_shared]
+    member_of = np.searchsorted(members, user[in_shared])
+    shared_cells, first, shared_code, group_count = np.unique(
+        shared_cell, return_index=True, return_inverse=True, return_counts=True
+    )
+    n_shared = len(shared_cells)
+    videos = np.unique(events.video[shared_like])
+    if len(videos) < min_videos:
         return None
     # degree-corrected expectation: a cell with n likers draws each of them in proportion to
     # their activity, so the members are expected there n * (members' cells / all cells) times
     member_weight = float(cells_per_user[members].sum()) / total_rows
-    _, first = np.unique(cell[in_shared], return_index=True)
     cell_size = likers[in_shared][first].astype(np.float64)
     observed = float(in_shared.sum())
     expected = float((cell_size * member_weight).sum())
     lift = observed / expected if expected > 0 else float("inf")
     contrast = observed / float(cell_size.sum()) if cell_size.sum() else 0.0
     # timing: spread of the members' likes within each shared cell
-    ts = events.ts[like[in_shared]]
-    order = np.lexsort((ts, cell[in_shared]))
-    starts, _ = runs(cell[in_shared][order])
-    spans = np.maximum.reduceat(ts[order], starts) - np.minimum.reduceat(ts[order], starts)
+    shared_ts = events.ts[shared_like]
+    order = np.lexsort((shared_ts, shared_cell))
+    starts, _ = runs(shared_cell[order])
+    spans = np.maximum.reduceat(shared_ts[order], starts) - np.minimum.reduceat(
+        shared_ts[order], starts
+    )
     spread = float(np.median(spans)) / SECOND if len(spans) else 0.0
     per_member = np.bincount(np.searchsorted(members, user), minlength=len(members))
-    per_member_shared = np.bincount(
-        np.searchsorted(members, user[in_shared]), minlength=len(members)
-    )
+    per_member_shared = np.bincount(member_of, minlength=len(members))
     outside = 1.0 - float(np.mean(per_member_shared / np.maximum(per_member, 1)))
-    shared_ts = events.ts[like[in_shared]]
-    member_of = np.searchsorted(members, user[in_shared])
     first_us = np.full(len(members), np.iinfo(np.int64).max, dtype=np.int64)
     last_us = np.full(len(members), np.iinfo(np.int64).min, dtype=np.int64)
     np.minimum.at(first_us, member_of, shared_ts)
@@ -343,9 +347,6 @@ def _judge(
     # per member: the share of its shared cells that the group dominates (half their likers
     # or more: a farm's targets); a heavy user who shares the group's cover likes on popular
     # videos holds only cells where the group is a minority
-    _, shared_code, group_count = np.unique(
-        cell[in_shared], return_inverse=True, return_counts=True
-    )
     dominated = (group_count >= 0.5 * cell_size)[shared_code]
     member_dominated = np.bincount(member_of[dominated], minlength=len(members)) / np.maximum(
         per_member_shared, 1
@@ -358,14 +359,14 @@ def _judge(
         contrast=contrast,
         spread_s=spread,
         outside_share=max(outside, outside_all),
-        videos=np.unique(events.video[like[in_shared]]).astype(np.int64),
+        videos=videos.astype(np.int64),
         first_us=first_us,
         last_us=last_us,
         scale=scale.name,
-        cells=np.unique(cell[in_shared]),
+        cells=shared_cells,
         member_outside=member_outside,
         member_dominated=member_dominated,
-        work=np.unique(like[in_shared]).astype(np.int64),
+        work=np.unique(shared_like).astype(np.int64),
     )
 
 

@@ -79,11 +79,16 @@ def member_concentration(
     member_count = distinct_count(value, user)  # every row here is a member's
     # the group's own value: few others use it, or its users are mostly the group
     suspicious = (member_count >= 2) & ((sharers <= crowd) | (2 * member_count >= sharers))
-    per_user_total = np.bincount(np.searchsorted(members, user), minlength=len(members))
-    per_user_suspicious = np.bincount(
-        np.searchsorted(members, user[suspicious]), minlength=len(members)
-    )
-    share: np.ndarray = per_user_suspicious / np.maximum(per_user_total, 1)
+    return member_share(members, user, suspicious)
+
+
+def member_share(members: Int, user: Int, hit: np.ndarray, at_least: int = 1) -> np.ndarray:
+    """Per member (`members` sorted): the share of its rows (`user`, one per row) for which
+    `hit` holds; 0 for a member with fewer than `at_least` rows."""
+    member = np.searchsorted(members, user)
+    total = np.bincount(member, minlength=len(members))
+    hits = np.bincount(member[hit], minlength=len(members))
+    share: np.ndarray = np.where(total >= at_least, hits / np.maximum(total, 1), 0.0)
     return share
 
 

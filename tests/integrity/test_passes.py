@@ -26,15 +26,20 @@ Row = tuple[int, int, datetime, str, str]
 
 
 def _genuine(
-    rng: random.Random, people: int, videos: list[Video], likes: tuple[int, int]
+    rng: random.Random,
+    people: int,
+    videos: list[Video],
+    likes: tuple[int, int],
+    address: Callable[[int], str] = lambda n: f"81.{n}.{n % 7}.2",
 ) -> list[Row]:
-    """Genuine likes: spread over five hours on videos of their choice, own phone, own home."""
+    """Genuine likes: spread over five hours on videos of their choice, each person on their
+    own phone, behind `address(n)` (their home by default)."""
     rows = []
     for n in range(people):
         person = UserFactory.create().pk
         for video in rng.sample(videos, rng.randint(*likes)):
             at = NOW - timedelta(seconds=rng.uniform(60, 5 * 3600))
-            rows.append((person, video.pk, at, f"phone-{n}", f"81.{n}.{n % 7}.2"))
+            rows.append((person, video.pk, at, f"phone-{n}", address(n)))
     return rows
 
 
@@ -108,12 +113,7 @@ def test_a_pass_over_genuine_activity_only_opens_nothing() -> None:
     rng = random.Random(5)
     creator = UserFactory.create()
     videos = [VideoFactory.create(creator=creator) for _ in range(200)]
-    rows = []
-    for n in range(150):
-        person = UserFactory.create().pk
-        for video in rng.sample(videos, rng.randint(2, 12)):
-            at = NOW - timedelta(seconds=rng.uniform(60, 5 * 3600))
-            rows.append((person, video.pk, at, f"phone-{n}", f"100.64.0.{n % 20}"))
+    rows = _genuine(rng, 150, videos, (2, 12), lambda n: f"100.64.0.{n % 20}")
     likes_insert(rows)
     report = integrity_pass(window=timedelta(hours=6), now=NOW)
     assert report.ran and report.likes == len(rows) and report.opened == 0
@@ -173,12 +173,7 @@ def test_the_light_pass_confirms_a_one_shot_order_as_a_burst_case() -> None:
     creator = UserFactory.create()
     videos = [VideoFactory.create(creator=creator) for _ in range(30)]
     target = VideoFactory.create()
-    rows = []
-    for n in range(100):
-        person = UserFactory.create().pk
-        for video in rng.sample(videos, rng.randint(2, 10)):
-            at = NOW - timedelta(seconds=rng.uniform(60, 5 * 3600))
-            rows.append((person, video.pk, at, f"phone-{n}", f"81.{n}.1.2"))
+    rows = _genuine(rng, 100, videos, (2, 10), lambda n: f"81.{n}.1.2")
     order = [UserFactory.create().pk for _ in range(20)]
     start = NOW - timedelta(hours=2)
     for k, bot in enumerate(order):
