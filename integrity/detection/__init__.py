@@ -50,8 +50,10 @@ __all__ = [
 
 # Evidence thresholds (docs/integrity.md): tuned on the generator's seeds.
 MIN_LIFT = 5.0  # members' co-likes at least 5x what their activity and the cells predict
-DEVICE_CROWD = 50  # a device used by more accounts than this says nothing (a shop's demo phone)
-NETWORK_CROWD = 50  # a network (/24, /48) used by more accounts says nothing (NAT, carrier)
+# a network (/24, /48) used by more accounts says nothing (NAT, carrier); one used by fewer
+# counts where members hold a few of its addresses (devices and addresses count only where
+# their accounts are mostly the group's)
+NETWORK_CROWD = 50
 CONCENTRATION = 0.5  # share of members behind such devices or networks (farms: 0.7-1.0)
 HISTORY_OUTSIDE = 0.5  # members whose cells are mostly the group's (their own history is thin)
 # ... at the hours and days scales, where a light user's few likes in a chat's shares are
@@ -146,9 +148,7 @@ def findings(events: Events) -> list[Finding]:
         evidence: dict[str, float] = {
             "lockstep": min(1.0, group.participation * min(group.shared_cells, 10) / 10)
         }
-        on_devices = (
-            member_concentration(events, group, events.device, device_sharers, DEVICE_CROWD) >= 0.5
-        )
+        on_devices = member_concentration(events, group, events.device, device_sharers) >= 0.5
         device = float(np.mean(on_devices))
         if device >= CONCENTRATION:
             evidence["device_cluster"] = device
@@ -157,7 +157,7 @@ def findings(events: Events) -> list[Finding]:
         on_networks = (
             member_concentration(events, group, events.networks, network_sharers, NETWORK_CROWD)
             >= 0.5
-        ) | (member_concentration(events, group, events.ip, address_sharers, NETWORK_CROWD) >= 0.5)
+        ) | (member_concentration(events, group, events.ip, address_sharers) >= 0.5)
         network = float(np.mean(on_networks))
         if network >= CONCENTRATION:
             evidence["network_cluster"] = network

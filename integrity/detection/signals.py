@@ -60,15 +60,20 @@ def shared_values(events: Events, values: Int) -> Int:
     return out
 
 
+CROWD_OF_MEMBERS = 3  # members on one value that others use too, before it says anything
+
+
 def member_concentration(
-    events: Events, group: Group, values: Int, sharers_of: Int, crowd: int
+    events: Events, group: Group, values: Int, sharers_of: Int, crowd: int = 0
 ) -> np.ndarray:
     """Per member, the share of its likes in the group's cells (`group.work`) that come through
-    values (devices or networks) that another member shares and that at most `crowd` accounts
-    use in all, or that are mostly the group's: 1.0 for a farm behind a few devices, ~0 for
-    accounts on their own devices or behind a carrier's pool (a hijacked account's own history,
-    on its owner's phone and home network, is not in the group's cells). `sharers_of`: per
-    like, the accounts behind its value (`shared_values`, once per pass)."""
+    values (devices, addresses, networks) that are mostly the group's, or — with a `crowd` —
+    that at least CROWD_OF_MEMBERS members share and at most `crowd` accounts use in all (a
+    farm's proxies in a network block that VPN users share too): 1.0 for a farm behind a few
+    devices, ~0 for accounts on their own devices or behind a carrier's pool (a hijacked
+    account's own history, on its owner's phone and home network, is not in the group's
+    cells). `sharers_of`: per like, the accounts behind its value (`shared_values`, once per
+    pass)."""
     members = group.members
     rows = group.work[values[group.work] >= 0]
     if len(rows) == 0:
@@ -77,8 +82,12 @@ def member_concentration(
     user = events.user[rows]
     sharers = sharers_of[rows]  # accounts behind the value, members or not
     member_count = distinct_count(value, user)  # every row here is a member's
-    # the group's own value: few others use it, or its users are mostly the group
-    suspicious = (member_count >= 2) & ((sharers <= crowd) | (2 * member_count >= sharers))
+    # the group's own value — not two or three members among the accounts of a carrier's
+    # address or an office (a household, colleagues: in a small, dense pass, chance puts
+    # some of any group's members behind one shared address)
+    mostly_members = 2 * member_count >= sharers
+    few_others = (sharers <= crowd) & (member_count >= CROWD_OF_MEMBERS)
+    suspicious = (member_count >= 2) & (mostly_members | few_others)
     return member_share(members, user, suspicious)
 
 
