@@ -32,8 +32,8 @@ from analytics.models import (
     VideoBucket,
     VideoTotal,
 )
+from analytics.services import columnar
 from analytics.services import statements as sql
-from core.db import indexes_deferred
 
 logger = logging.getLogger(__name__)
 
@@ -240,65 +240,12 @@ def _rebuild_targets(video_ids: list[int] | None, since: datetime | None) -> Dir
     return dirty
 
 
-# The full rebuild's tables, truncated together, filled in this order (each reads the ones
-# before it): links, video buckets (their follower events probe the links), their sums, and
-# the fan side.
+# The full rebuild's tables, truncated together: the links in SQL, the rest columnar
+# (`columnar.rebuild_all`, which reads the links).
 _REBUILT = (FanLink, VideoBucket, CreatorBucket, VideoTotal, CreatorFanBucket, CreatorHashtagDay)
-_STAGE = "analytics_rebuild_stage"
-
-
-@dataclass(frozen=True)
-class _Step:
-    """One table of the full rebuild: one `INSERT … SELECT … GROUP BY` over whole tables
-    (`statement`), or (`staged_select`) a SELECT staged by `CREATE TEMPORARY TABLE AS`, which
-    may use parallel workers where an `INSERT … SELECT` may not, then inserted: for aggregates
-    whose groups are far fewer than their rows (the fan side), so the staged table is small.
-    `indexes_deferred`: the table's indexes are built after its rows are in (one sort each)."""
-
-    name: str
-    statement: str = ""
-    table: str | None = None
-    indexes_deferred: bool = False
-    staged_select: str = ""
-    columns: tuple[str, ...] = ()
-
-    def statements(self) -> list[str]:
-        if not self.staged_select:
-            return [self.statement]
-        columns = ", ".join(self.columns)
-        return [
-            f"CREATE TEMPORARY TABLE {_STAGE} ON COMMIT DROP AS {self.staged_select}",
-            f"INSERT INTO {self.table} ({columns}) SELECT {columns} FROM {_STAGE}",
-            f"DROP TABLE {_STAGE}",
-        ]
-
-
-_STEPS: tuple[_Step, ...] = (
-    _Step("fan links", sql.FAN_LINKS_INSERT_ALL),
-    _Step("video buckets", sql.VIDEO_BUCKETS_INSERT_ALL, sql.VIDEO_BUCKET, indexes_deferred=True),
-    _Step(
-        "creator buckets", sql.CREATOR_BUCKETS_INSERT_ALL, sql.CREATOR_BUCKET, indexes_deferred=True
-    ),
-    _Step("video totals", sql.VIDEO_TOTALS_INSERT_ALL),
-    _Step("first hours", sql.FIRST_HOURS_RECOUNT_ALL),
-    _Step(
-        "fan buckets",
-        table=sql.CREATOR_FAN_BUCKET,
-        indexes_deferred=True,
-        staged_select=sql.FAN_BUCKETS_SELECT_ALL,
-        columns=sql.FAN_BUCKETS_COLUMNS,
-    ),
-    _Step(
-        "hashtag days",
-        table=sql.CREATOR_HASHTAG_DAY,
-        indexes_deferred=True,
-        staged_select=sql.HASHTAG_DAYS_SELECT_ALL,
-        columns=sql.HASHTAG_DAYS_COLUMNS,
-    ),
-)
-# A rebuild hashes whole tables: room for its aggregates in memory (this transaction only; the
-# video buckets' hash table is ~1 GB at 10M rows, it spills to disk below that).
-REBUILD_WORK_MEM = "1GB"
+# Room for the rebuild's SQL in memory (this transaction only): the links' aggregate, the
+# comments' window (a sort of every counted comment's key).
+REBUILD_WORK_MEM = "256MB"
 
 
 @transaction.atomic
@@ -329,30 +276,23 @@ def _rebuild_all() -> int:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     _execute(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'", [])
-    # Compiling these few long statements costs more than it saves.
     _execute("SET LOCAL jit = off", [])
     _execute(f"TRUNCATE {', '.join(model._meta.db_table for model in _REBUILT)}", [])
     timings["truncate"] = time.perf_counter() - started
     mark = time.perf_counter()
     comment_keys_complete(None)
     timings["comment keys"] = time.perf_counter() - mark
-    written = 0
-    for step in _STEPS:
-        mark = time.perf_counter()
-        deferred = [step.table] if step.indexes_deferred and step.table else []
-        with indexes_deferred(deferred), connection.cursor() as cursor:
-            for statement in step.statements():
-                cursor.execute(statement)
-                if step.table == sql.VIDEO_BUCKET:
-                    written = cursor.rowcount
-        timings[step.name] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    _execute(sql.FAN_LINKS_INSERT_ALL, [])
+    timings["fan links"] = time.perf_counter() - mark
+    written = columnar.rebuild_all(timings)
     logger.info(
         "analytics rollups rebuilt",
         extra={"seconds": {name: round(s, 3) for name, s in timings.items()}},
     )
     last_rebuild_timings.clear()
     last_rebuild_timings.update(timings)
-    return written
+    return written[sql.VIDEO_BUCKET]
 
 
 # Seconds per step of the last full rebuild in this process (the bench and tests read them).

@@ -6,7 +6,6 @@ Devices and networks are hashed in SQL (`hashtextextended`) and coded densely in
 are coded densely too, and `Events.user_ids` holds each code's user id (as text)."""
 
 import contextlib
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -14,18 +13,12 @@ import numpy as np
 import psycopg
 from django.db import connection
 
+from core.copy import CHUNK_ROWS, copy_out_chunks
 from integrity.detection.arrays import Int
 from integrity.detection.events import Events
 
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_HEADER = len(_SIGNATURE) + 4 + 4  # signature, flags, header extension length (0)
 _COLUMNS = ("user", "video", "creator", "ts", "device", "ip", "subnet")
-# One binary COPY row: a field count, then per field its length and an 8-byte integer.
-_ROW = np.dtype(
-    [("fields", ">i2")]
-    + [item for name in _COLUMNS for item in ((f"{name}_len", ">i4"), (name, ">i8"))]
-)
-CHUNK_ROWS = 500_000
+_KINDS = ["int8"] * len(_COLUMNS)
 
 
 def _hash(column: str) -> str:
@@ -44,31 +37,6 @@ def _likes_select(table: str, video_table: str) -> str:
         WHERE l.created_at >= %(since)s AND l.created_at < %(until)s
         ORDER BY l.created_at, l.id
     """
-
-
-def _rows(cursor: Any, statement: str, params: dict[str, Any]) -> Iterator[np.ndarray]:
-    """The rows of a binary COPY, as structured arrays of about CHUNK_ROWS rows."""
-    pending = bytearray()
-    header_done = False
-    limit = CHUNK_ROWS * _ROW.itemsize
-    with cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT binary)", params) as copy:
-        for block in copy:
-            pending += block  # amortised: a bytearray grows in place
-            if not header_done:
-                if len(pending) < _HEADER:
-                    continue
-                if not pending.startswith(_SIGNATURE):
-                    raise ValueError("not a PostgreSQL binary COPY stream")
-                del pending[:_HEADER]
-                header_done = True
-            if len(pending) >= limit:
-                whole = len(pending) // _ROW.itemsize * _ROW.itemsize
-                yield np.frombuffer(bytes(pending[:whole]), dtype=_ROW)
-                del pending[:whole]
-    # what is left: whole rows, then the 2-byte trailer (-1)
-    whole = (len(pending) - 2) // _ROW.itemsize
-    if whole > 0:
-        yield np.frombuffer(bytes(pending[: whole * _ROW.itemsize]), dtype=_ROW)
 
 
 def _dense(values: Int) -> tuple[Int, Int]:
@@ -107,12 +75,12 @@ def _read(cursor: Any, *, since: datetime, until: datetime) -> Events:
     expected = int(cursor.fetchone()[0])
     columns = {name: np.empty(expected + CHUNK_ROWS, dtype=np.int64) for name in _COLUMNS}
     filled = 0
-    for chunk in _rows(cursor, statement, params):
+    for chunk in copy_out_chunks(cursor, statement, params, _KINDS, CHUNK_ROWS):
         if filled + len(chunk) > len(columns["user"]):  # rows committed since the count
             for name in _COLUMNS:
                 columns[name] = np.resize(columns[name], filled + len(chunk) + CHUNK_ROWS)
-        for name in _COLUMNS:
-            columns[name][filled : filled + len(chunk)] = chunk[name]
+        for n, name in enumerate(_COLUMNS):
+            columns[name][filled : filled + len(chunk)] = chunk[f"c{n}"]
         filled += len(chunk)
     # each column to its final form, freeing the read one as it goes (memory: the columns and
     # one coding at a time): dense int32 codes for accounts, devices and networks; int32 ids
