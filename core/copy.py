@@ -63,18 +63,18 @@ def copy_out(
     cursor: Any, select: str, params: Any, columns: Mapping[str, str]
 ) -> dict[str, np.ndarray]:
     """The SELECT's rows as one native-order array per column (`columns`: name -> kind, in
-    the SELECT's order)."""
+    the SELECT's order). Each chunk is converted as it arrives (memory: the columns, twice at
+    the final concatenation, plus one chunk)."""
     kinds = list(columns.values())
-    parts = list(copy_out_chunks(cursor, select, params, kinds))
-    out: dict[str, np.ndarray] = {}
-    for n, (name, kind) in enumerate(columns.items()):
-        native = np.dtype(KINDS[kind]).newbyteorder("=")
-        out[name] = (
-            np.concatenate([part[f"c{n}"] for part in parts]).astype(native)
-            if parts
-            else np.zeros(0, dtype=native)
-        )
-    return out
+    natives = [np.dtype(KINDS[kind]).newbyteorder("=") for kind in kinds]
+    parts: list[list[np.ndarray]] = [[] for _ in kinds]
+    for chunk in copy_out_chunks(cursor, select, params, kinds):
+        for n, native in enumerate(natives):
+            parts[n].append(chunk[f"c{n}"].astype(native))
+    return {
+        name: np.concatenate(parts[n]) if parts[n] else np.zeros(0, dtype=natives[n])
+        for n, name in enumerate(columns)
+    }
 
 
 def copy_in(
