@@ -121,6 +121,22 @@ class _Sum:
         return distinct, np.bincount(at, weights=counts, minlength=len(distinct)).astype(np.int64)
 
 
+def _find(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Per key its index in `sorted_keys` (ascending, distinct), -1 where it is absent."""
+    if len(sorted_keys) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return np.where(sorted_keys[at] == keys, at, -1)
+
+
+def _expand(start: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For CSR slices `[start[i], start[i] + count[i])`: per element, the slice it belongs to
+    and its position in the flat array."""
+    which = np.repeat(np.arange(len(count)), count)
+    within = np.arange(len(which)) - np.repeat(np.cumsum(count) - count, count)
+    return which, np.repeat(start, count) + within
+
+
 @dataclass
 class _Links:
     """FanLink as CSR by user: `users` ascending, each user's creators (codes) in
@@ -142,19 +158,13 @@ class _Links:
 
     def index(self, user: np.ndarray) -> np.ndarray:
         """Per row its user's index in `users`, -1 for a user with no links."""
-        if len(self.users) == 0:
-            return np.full(len(user), -1, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.users, user), len(self.users) - 1)
-        return np.where(self.users[at] == user, at, -1)
+        return _find(self.users, user)
 
     def fan_out(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For rows whose user index is `at` (>= 0): (row, creator code) per link."""
         rows = np.flatnonzero(at >= 0)
-        counts = self.count[at[rows]]
-        row = np.repeat(rows, counts)
-        first = np.repeat(self.start[at[rows]], counts)
-        within = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
-        return row, self.creators[first + within]
+        which, position = _expand(self.start[at[rows]], self.count[at[rows]])
+        return rows[which], self.creators[position]
 
 
 def _read(cursor: Any, statement: str, columns: dict[str, str]) -> dict[str, np.ndarray]:
@@ -206,17 +216,16 @@ def _compute(
     video_ids = videos["id"]  # ascending
     creator_ids, video_creator = np.unique(videos["creator"], return_inverse=True)
     ncreators = len(creator_ids)
-    for rows in (plays, likes, comments, shares, follows):
+    kinds = (plays, likes, comments, shares, follows)
+    for rows in kinds:
         rows["v"] = _code(video_ids, rows["video"])
         rows["b"] = rows["ts"] // QUARTER_US
-    kinds = (plays, likes, comments, shares, follows)
     stamps = [rows["b"] for rows in kinds if len(rows["b"])]
     b_min = int(min(s.min() for s in stamps)) if stamps else 0
     b_max = int(max(s.max() for s in stamps)) if stamps else 0
     nb = b_max - b_min + 1
-
-    def cell(rows: dict[str, np.ndarray]) -> np.ndarray:
-        return rows["v"] * nb + (rows["b"] - b_min)
+    for rows in kinds:
+        rows["cell"] = rows["v"] * nb + (rows["b"] - b_min)  # (video, quarter hour)
 
     # (video, user) pairs of the plays: first play and watch time
     span = int(max([int(r["user"].max()) for r in (plays, likes) if len(r["user"])] or [0])) + 1
@@ -231,10 +240,8 @@ def _compute(
     watched = np.add.reduceat(plays["watched"][order], starts) if len(starts) else starts
     del order, sorted_pairs
     first_cell = (pair_keys // span) * nb + (first_ts // QUARTER_US - b_min)
-    pair_of_like = likes["v"] * span + likes["user"]
-    at = np.minimum(np.searchsorted(pair_keys, pair_of_like), max(len(pair_keys) - 1, 0))
-    has_pair = (pair_keys[at] == pair_of_like) if len(pair_keys) else np.zeros(len(at), bool)
-    like_watched = np.where(has_pair, watched[at] if len(pair_keys) else 0, 0)
+    pair = _find(pair_keys, likes["v"] * span + likes["user"])
+    like_watched = np.where(pair >= 0, watched[pair] if len(pair_keys) else 0, 0)
     quick = like_watched < QUICK_LIKE_WATCHED_MS
 
     # follower events: the row's user follows the video's creator now
@@ -242,30 +249,22 @@ def _compute(
     for rows in (plays, likes, comments, shares):
         rows["link"] = links.index(rows["user"])
         key = rows["link"] * ncreators + video_creator[rows["v"]]
-        found = np.searchsorted(links.keys, key)
-        found = np.minimum(found, max(len(links.keys) - 1, 0))
-        rows["follower"] = (
-            (rows["link"] >= 0) & (links.keys[found] == key)
-            if len(links.keys)
-            else np.zeros(len(key), bool)
-        )
+        rows["follower"] = (rows["link"] >= 0) & (_find(links.keys, key) >= 0)
 
-    grid = _Grid(
-        len(video_ids) * nb, [cell(rows) for rows in kinds]
-    )  # pairs' first cells are play cells
+    # the pairs' first cells are play cells
+    grid = _Grid(len(video_ids) * nb, [rows["cell"] for rows in kinds])
     counts = {
-        "plays": grid.count(cell(plays)),
-        "completed_plays": grid.count(cell(plays)[plays["completed"]]),
-        "likes": grid.count(cell(likes)),
-        "quick_likes": grid.count(cell(likes)[quick]),
-        "comments": grid.count(cell(comments)),
-        "effective_comments": grid.count(cell(comments)[comments["effective"]]),
-        "shares": grid.count(cell(shares)),
-        "follows_gained": grid.count(cell(follows)),
-        "follower_events": grid.count(cell(plays)[plays["follower"]])
-        + grid.count(cell(likes)[likes["follower"]])
-        + grid.count(cell(comments)[comments["follower"]])
-        + grid.count(cell(shares)[shares["follower"]]),
+        "plays": grid.count(plays["cell"]),
+        "completed_plays": grid.count(plays["cell"][plays["completed"]]),
+        "likes": grid.count(likes["cell"]),
+        "quick_likes": grid.count(likes["cell"][quick]),
+        "comments": grid.count(comments["cell"]),
+        "effective_comments": grid.count(comments["cell"][comments["effective"]]),
+        "shares": grid.count(shares["cell"]),
+        "follows_gained": grid.count(follows["cell"]),
+        "follower_events": grid.count(
+            np.concatenate([r["cell"][r["follower"]] for r in (plays, likes, comments, shares)])
+        ),
     }
     counts["replays"] = counts["plays"] - grid.count(first_cell)
     cell_video = grid.keys // nb
@@ -338,12 +337,9 @@ def _compute(
             fan.add(creator * nb + (rows["b"][lo:hi][row] - b_min))
             if name in interest:
                 video = rows["v"][lo:hi][row]
-                n_tags = tag_count[video]
-                which = np.repeat(np.arange(len(row)), n_tags)
-                first = np.repeat(tag_start[video], n_tags)
-                within = np.arange(len(which)) - np.repeat(np.cumsum(n_tags) - n_tags, n_tags)
+                which, position = _expand(tag_start[video], tag_count[video])
                 day = rows["ts"][lo:hi][row][which] // DAY_US - d_min
-                interest[name].add((creator[which] * nd + day) * ntags + tag_of[first + within])
+                interest[name].add((creator[which] * nd + day) * ntags + tag_of[position])
     fan_keys, fan_counts = fan.result()
     out[sql.CREATOR_FAN_BUCKET] = {
         "creator_id": ("int8", creator_ids[fan_keys // nb]),
