@@ -48,7 +48,7 @@ from core.enqueue import enqueue_flag_key, task_send
 # A creator's data version and the epoch every version is read with; the epoch moves when all
 # documents are outdated at once (a rebuild, a reconciliation that repaired something).
 _VERSION_KEY = "analytics:docv:{creator}"
-_EPOCH_KEY = "analytics:docv:epoch"
+EPOCH_KEY = "analytics:docv:epoch"
 _DOCUMENT_KEY = "analytics:doc:{kind}:{scope}:{days}:{tz}"
 # How long an outdated document may still be served while one request computes its successor.
 REFRESH_SECONDS = 10
@@ -128,7 +128,7 @@ class DocumentKey:
 
     def keys(self) -> list[str]:
         return [
-            cache.make_key(_EPOCH_KEY),
+            cache.make_key(EPOCH_KEY),
             cache.make_key(_VERSION_KEY.format(creator=self.creator)),
             cache.make_key(
                 _DOCUMENT_KEY.format(kind=self.kind, scope=self.scope, days=self.days, tz=self.tz)
@@ -343,7 +343,7 @@ def documents_changed(creator_ids: Iterable[int]) -> None:
 
 def documents_all_changed() -> None:
     """Every rollup may have changed (a rebuild, a repair): outdate every stored document."""
-    cache.set(_EPOCH_KEY, uuid.uuid4().hex, None)
+    cache.set(EPOCH_KEY, uuid.uuid4().hex, None)
 
 
 def document_serve(

@@ -18,6 +18,7 @@ from django.db import connection
 from django.utils import timezone
 
 from analytics.documents import DocumentKey
+from analytics.interest_cells import interest_day_cells
 from analytics.parameters import Window, check_timezone, iso_utc, window_ending
 from analytics.raw import statements as raw_sql
 from analytics.raw.figures import (
@@ -31,6 +32,7 @@ from analytics.raw.figures import (
 from analytics.services import statements as sql
 from analytics.services.consumer import analytics_as_of
 from analytics.services.rollups import day_floor
+from core.db import without_parallel_workers
 from engagement.models import Hashtag, Video
 
 QUARTER = timedelta(minutes=15)
@@ -92,7 +94,9 @@ def _bucket_sums(table: str, key: str) -> str:
 def _edges(scope: str, *, before: bool) -> str:
     """The counts of the windows' ragged edges, per video of the scope (`sql.edge_counts`,
     found by time), and with `before`, `COUNTS` over `[1970, start)` of each video published
-    in the window (normally nothing: what the lifetime totals hold that the window does not)."""
+    in the window (what the lifetime totals hold that the window does not). That is normally
+    nothing, so only the videos with a stored bucket before `cur` are counted (the rows made
+    before `start` lie in such buckets): one index probe per video instead of nine counts."""
     edges = sql.edge_counts(scope)
     if not before:
         return edges
@@ -104,6 +108,8 @@ def _edges(scope: str, *, before: bool) -> str:
                        %(start)s::timestamptz
                 FROM {sql.VIDEO} v WHERE {scope}
                   AND v.created_at >= %(start)s AND v.created_at < %(end)s
+                  AND EXISTS (SELECT 1 FROM {sql.VIDEO_BUCKET} b
+                              WHERE b.video_id = v.id AND b.bucket < %(cur)s)
             )
             {sql.COUNTS}
         )
@@ -155,32 +161,49 @@ VIDEO_GRID = _grid(
 )
 
 
-def _follower_plays_and_likes(lo: str, hi: str, sign: int) -> str:
-    """The followers' counted plays and likes made in `[lo, hi)`, per hashtag, times `sign`."""
-    return f"""
-        SELECT vh.hashtag_id, {sign} * x.plays AS plays, {sign} * x.likes AS likes
-        FROM (
-            SELECT x.video_id, 1 AS plays, 0 AS likes FROM {sql.PLAY} x
+def _follower_plays_and_likes(lo: str, hi: str) -> str:
+    """The followers' counted plays and likes made in `[lo, hi)`: (video, created_at, plays,
+    likes), one row each."""
+    return " UNION ALL ".join(
+        f"""SELECT x.video_id, x.created_at, {plays} AS plays, {likes} AS likes FROM {table} x
             WHERE x.counted AND x.created_at >= {lo} AND x.created_at < {hi}
-              AND {_is_follower("x")}
-            UNION ALL
-            SELECT x.video_id, 0, 1 FROM {sql.LIKE} x
-            WHERE x.counted AND x.created_at >= {lo} AND x.created_at < {hi}
-              AND {_is_follower("x")}
-        ) x
-        JOIN {sql.VIDEO_HASHTAG} vh ON vh.video_id = x.video_id"""
+              AND {_is_follower("x")}"""
+        for table, plays, likes in ((sql.PLAY, 1, 0), (sql.LIKE, 0, 1))
+    )
 
 
-# Whole UTC days from the day tier, the ragged start `[start, day_cur)` from the rows. The day
-# holding `end` is read from the tier: it holds what the consumer has passed (`as_of`); the rows
-# it holds made at or after `end` (none, unless `now` is in the past) are taken off again.
+# The creator's interest cells of one UTC day (`analytics.interest_cells`): per quarter hour and
+# hashtag, the followers' plays and likes.
+INTEREST_DAY_CELLS = f"""
+    SELECT extract(epoch FROM date_bin('15 minutes', x.created_at, %(day)s))::bigint,
+           vh.hashtag_id, sum(x.plays)::bigint, sum(x.likes)::bigint
+    FROM ({_follower_plays_and_likes("%(day)s", "%(next_day)s")}) x
+    JOIN {sql.VIDEO_HASHTAG} vh ON vh.video_id = x.video_id
+    GROUP BY 1, 2
+"""
+
+# Whole UTC days from the day tier; the ragged first day `[start, day_cur)` from its cells from
+# `cur` on (given as arrays) and from the rows of `[start, cur)`. The day holding `end` is read
+# from the tier: it holds what the consumer has passed (`as_of`); the rows it holds made at or
+# after `end` (none, unless `now` is in the past) are taken off again.
 INTERESTS = f"""
     WITH stored AS (
         SELECT hashtag_id, plays, likes FROM {sql.CREATOR_HASHTAG_DAY}
         WHERE creator_id = %(creator)s AND day >= %(day_cur)s AND day < %(end)s
     ),
-    head AS ({_follower_plays_and_likes("%(start)s", "%(day_cur)s", 1)}),
-    tail AS ({_follower_plays_and_likes("%(end)s", "%(day_end)s", -1)}),
+    head AS (
+        SELECT vh.hashtag_id, x.plays, x.likes
+        FROM ({_follower_plays_and_likes("%(start)s", "%(head_to)s")}) x
+        JOIN {sql.VIDEO_HASHTAG} vh ON vh.video_id = x.video_id
+        UNION ALL
+        SELECT * FROM unnest(%(cell_tags)s::bigint[], %(cell_plays)s::bigint[],
+                             %(cell_likes)s::bigint[])
+    ),
+    tail AS (
+        SELECT vh.hashtag_id, -x.plays, -x.likes
+        FROM ({_follower_plays_and_likes("%(end)s", "%(day_end)s")}) x
+        JOIN {sql.VIDEO_HASHTAG} vh ON vh.video_id = x.video_id
+    ),
     summed AS (
         SELECT h.name AS hashtag, sum(s.plays)::bigint AS plays, sum(s.likes)::bigint AS likes
         FROM (SELECT * FROM stored UNION ALL SELECT * FROM head UNION ALL SELECT * FROM tail) s
@@ -191,6 +214,34 @@ INTERESTS = f"""
     ORDER BY likes DESC, plays DESC, hashtag COLLATE "C"
     LIMIT {raw_sql.INTEREST_PREFERENCES_LIMIT}
 """
+
+
+def _interest_head(creator_id: int, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of INTERESTS' first day: its rows up to `head_to`, its cells after."""
+    start, cur, day_cur = params["start"], params["cur"], params["day_cur"]
+    cells: list[tuple[int, int, int, int]] = []
+    if cur < day_cur:
+        day = day_floor(start)
+        cells = interest_day_cells(
+            creator_id,
+            day,
+            lambda: [
+                (int(at), int(tag), int(plays), int(likes))
+                for at, tag, plays, likes in _rows(
+                    INTEREST_DAY_CELLS,
+                    {"creator": creator_id, "day": day, "next_day": day + timedelta(days=1)},
+                )
+            ],
+        )
+    first = cur.timestamp()
+    used = [cell for cell in cells if cell[0] >= first]
+    return {
+        "head_to": min(cur, day_cur),
+        "cell_tags": [tag for _, tag, _, _ in used],
+        "cell_plays": [plays for _, _, plays, _ in used],
+        "cell_likes": [likes for _, _, _, likes in used],
+    }
+
 
 PUBLISHED_IN_WINDOW = f"""
     SELECT v.id, COALESCE(t.plays, 0), COALESCE(t.interactions, 0),
@@ -315,7 +366,9 @@ def creator_analytics_document(
         "fan_activity": _grid_document(_rows(CREATOR_GRID, params), tz),
         "interest_preferences": [
             {"hashtag": hashtag, "plays": plays, "likes": likes, "like_rate": ratio(likes, plays)}
-            for hashtag, plays, likes in _rows(INTERESTS, params)
+            for hashtag, plays, likes in _rows(
+                INTERESTS, {**params, **_interest_head(creator_id, params)}
+            )
         ],
         "tool_effect": {
             "with_tools": _tool_group(with_tools),
@@ -387,6 +440,9 @@ def document_compute(key: DocumentKey) -> dict[str, Any]:
     refresher alike). Raises `Video.DoesNotExist` when the key's creator may not read it."""
     if key not in documents_owned([key]):
         raise Video.DoesNotExist(f"No video {key.scope} of user {key.creator}.")
-    if key.kind == "creator":
-        return creator_analytics_document(creator_id=key.creator, days=key.days, tz=key.tz)
-    return video_analytics_document(video_id=key.scope, days=key.days, tz=key.tz)
+    # One core at most: a computation (~100 ms for a creator with millions of interactions)
+    # runs next to the requests being served, from the refresher or from a request itself.
+    with without_parallel_workers():
+        if key.kind == "creator":
+            return creator_analytics_document(creator_id=key.creator, days=key.days, tz=key.tz)
+        return video_analytics_document(video_id=key.scope, days=key.days, tz=key.tz)

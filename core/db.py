@@ -6,7 +6,7 @@ from time import perf_counter
 from typing import Any
 
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models
 
 from core.metrics.timing import request_times
 
@@ -144,3 +144,27 @@ def indexes_deferred(tables: Sequence[str]) -> Iterator[None]:
             cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
         for _, definition in indexes:
             cursor.execute(definition)
+
+
+@contextmanager
+def without_parallel_workers() -> Iterator[None]:
+    """The block's statements run in their own backend only (no parallel workers).
+
+    For computations on the machines that serve requests: a parallel plan takes a core per
+    worker at once from the web processes next to it. A session setting set and reset, not a
+    transaction (as `SET LOCAL` would need): a computation that reads many tables one by one
+    must not hold their locks all along (a TRUNCATE waiting between two of them would deadlock
+    with it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET max_parallel_workers_per_gather = 0")
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET max_parallel_workers_per_gather")
+        except DatabaseError:
+            # An aborted transaction: its rollback undoes the SET made in it. Out of one, the
+            # connection is broken: drop it (the next one starts with the default).
+            if not connection.in_atomic_block:
+                connection.close()

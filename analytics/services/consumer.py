@@ -21,6 +21,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from analytics.documents import documents_changed
+from analytics.interest_cells import interest_days_changed
 from analytics.services import statements as sql
 from analytics.services.rollups import (
     Dirty,
@@ -191,6 +192,7 @@ def _touched_creators(dirty: Dirty) -> list[int]:
 
 def _pass(started: datetime) -> Report:
     touched: list[int] = []
+    interest_days: set[tuple[int, datetime]] = set()
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
@@ -205,6 +207,7 @@ def _pass(started: datetime) -> Report:
         if dirty:
             dirty_recount(dirty)
             touched = _touched_creators(dirty)
+            interest_days = dirty.interest_days()
         for source, batch in batches.items():
             watermark_advance(watermark_name(source), batch.safe)
         more = any(batch.full for batch in batches.values())
@@ -212,6 +215,7 @@ def _pass(started: datetime) -> Report:
             watermark_advance_time(AS_OF, started)
     # After the commit: a document computed from now on sees the new rollups.
     documents_changed(touched)
+    interest_days_changed(interest_days)
     rows = sum(batch.rows for batch in batches.values())
     if rows:
         logger.info(

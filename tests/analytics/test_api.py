@@ -278,13 +278,15 @@ def test_a_creator_read_makes_a_fixed_number_of_queries(
     consume()
     client = make_client(creator)
     client.get("/api/v1/creators/me/analytics")  # warm the auth caches
-    # auth (token + user), as_of, buckets, edges, published videos, fan grid, interests
+    # auth (token + user), no parallel workers (set, reset), as_of, buckets, edges, published
+    # videos, fan grid, the interest cells of the window's first day (not yet stored: the
+    # warm-up read was for 28 days), interests
     with django_assert_num_queries(QUERIES_PER_CREATOR_READ):
         response = client.get("/api/v1/creators/me/analytics?days=90&tz=Asia/Kolkata")
     assert response.status_code == 200
 
 
-QUERIES_PER_CREATOR_READ = 7
+QUERIES_PER_CREATOR_READ = 10
 
 
 def test_the_documents_validate_against_the_schema(make_client: ClientMaker) -> None:

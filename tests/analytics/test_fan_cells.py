@@ -6,15 +6,20 @@ whole activity into (out of) the creator's grid and interests; the reconciliatio
 fan side."""
 
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from analytics import interest_cells
+from analytics.documents import documents_all_changed
 from analytics.models import CreatorFanBucket, CreatorHashtagDay, FanLink
 from analytics.raw import creator_figures_raw
 from analytics.selectors import creator_analytics_document
-from analytics.services import columnar
+from analytics.services import columnar, consumer
 from analytics.services.consumer import analytics_events_process
 from analytics.services.reconcile import analytics_rollups_reconcile
 from analytics.services.rollups import analytics_rollups_rebuild, fan_cells_recount
@@ -145,6 +150,98 @@ def test_interests_with_a_ragged_start_across_a_utc_midnight_are_exact() -> None
         {"hashtag": "cats", "plays": 2, "likes": 1, "like_rate": 0.5},
         {"hashtag": "dogs", "plays": 2, "likes": 0, "like_rate": 0.0},
     ]
+
+
+def _first_day_world() -> tuple[User, list[User], list[Play], Any]:
+    """Followers' plays and likes all through 2026-04-13, the first day of the 7-day windows
+    ending on 2026-04-20, on videos of two hashtags, and a stranger's."""
+    creator, stranger, other = (UserFactory.create() for _ in range(3))
+    followers = UserFactory.create_batch(4)
+    published = datetime(2026, 1, 1, tzinfo=UTC)
+    cats = world.video(other, published, ["cats"])
+    dogs = world.video(other, published, ["dogs", "cats"])
+    for follower in followers:
+        world.follow(follower, creator, published)
+    day = datetime(2026, 4, 13, tzinfo=UTC)
+    plays = [
+        world.play(followers[n % 4], (cats, dogs)[n % 2], day + timedelta(minutes=5 + 37 * n))
+        for n in range(39)
+    ]
+    for n, follower in enumerate(followers):
+        world.like(follower, cats, day + timedelta(hours=3 + 5 * n, minutes=n))
+        world.like(follower, dogs, day + timedelta(hours=5 + 4 * n, minutes=50))
+    world.play(stranger, cats, day + timedelta(hours=12))
+    return creator, followers, plays, dogs
+
+
+def _first_day_read(creator: User, now: datetime) -> tuple[list[dict[str, Any]], int]:
+    """The creator's interests for the 7 days ending `now` (checked against the oracle), and how
+    often the first day's cells were counted from the rows meanwhile."""
+    with CaptureQueriesContext(connection) as captured:
+        interests = _interests(creator, now)
+    counted = sum("date_bin('15 minutes', x.created_at" in q["sql"] for q in captured)
+    return interests, counted
+
+
+def test_the_first_day_s_interest_cells_are_counted_once_and_stay_exact() -> None:
+    # given followers' activity all through the window's first day
+    creator, _, plays, dogs = _first_day_world()
+    consume()
+    day = datetime(2026, 4, 20, tzinfo=UTC)
+    # when the window's start moves through that day, then every read is exact (the oracle
+    # counts the rows), and the day's cells are counted from the rows once, then reused
+    nows = [
+        day + timedelta(minutes=10),
+        day + timedelta(hours=3, minutes=7, seconds=30),
+        day + timedelta(hours=11, minutes=59, microseconds=1),
+        day + timedelta(hours=17, minutes=45),
+        day + timedelta(hours=23, minutes=20),
+    ]
+    reads = [_first_day_read(creator, now) for now in nows]
+    assert [counted for _, counted in reads] == [1, 0, 0, 0, 0]
+    totals = [sum(row["plays"] for row in interests) for interests, _ in reads]
+    assert totals == sorted(totals, reverse=True) and totals[0] > totals[-1] > 0
+    # when the day's last play (23:31, on the cats video) stops counting and the pass runs,
+    # then the next read counts the day again and shows it
+    late = max(plays, key=lambda play: play.created_at)
+    interactions_counted_set(kind=InteractionKind.PLAY, ids=[late.pk], counted=False)
+    consume()
+    interests, counted = _first_day_read(creator, nows[-2])
+    assert counted == 1
+    assert sum(row["plays"] for row in interests) == totals[-2] - 1
+    # when a new follower's earlier activity on that day joins through a follow
+    newcomer = UserFactory.create()
+    world.play(newcomer, dogs, datetime(2026, 4, 13, 23, 30, tzinfo=UTC))
+    world.follow(newcomer, creator, datetime(2026, 4, 19, tzinfo=UTC))
+    consume()
+    interests, counted = _first_day_read(creator, nows[-2])
+    assert counted == 1
+    assert sum(row["plays"] for row in interests) == totals[-2] + 1  # dogs and cats
+    # and when every document is outdated (a rebuild, a repair), the day is counted again
+    documents_all_changed()
+    assert _first_day_read(creator, nows[-2]) == (interests, 1)
+
+
+def test_a_lost_move_of_the_first_day_s_cells_shows_within_their_lifetime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given stored cells of the first day, living one second, and a pass that cannot outdate
+    # them (Redis away just then)
+    monkeypatch.setattr(interest_cells, "CELLS_TTL_SECONDS", 1)
+    creator, _, plays, _ = _first_day_world()
+    consume()
+    now = datetime(2026, 4, 20, 8, tzinfo=UTC)
+    served = creator_analytics_document(creator_id=creator.pk, days=7, tz="UTC", now=now)
+    monkeypatch.setattr(consumer, "interest_days_changed", lambda cells: None)
+    late = max(plays, key=lambda play: play.created_at)
+    interactions_counted_set(kind=InteractionKind.PLAY, ids=[late.pk], counted=False)
+    consume()
+    # then a read right after still has the old day (what the lifetime bounds) ...
+    stale = creator_analytics_document(creator_id=creator.pk, days=7, tz="UTC", now=now)
+    assert stale["interest_preferences"] == served["interest_preferences"]
+    # ... and once the cells expired, the read is exact again
+    time.sleep(1.2)
+    assert _first_day_read(creator, now)[1] == 1
 
 
 def test_a_follow_and_an_unfollow_move_the_whole_activity_in_and_out() -> None:
