@@ -20,6 +20,7 @@ from core.renderers import JSONRenderer
 from core.throttling import RequestThrottle
 from engagement import selectors as engagement_selectors
 from engagement.api.serializers import VideoSerializer
+from engagement.likes_version import viewer_likes_version, viewer_likes_version_key
 from engagement.models import User
 
 
@@ -65,47 +66,61 @@ LIMIT_PARAMETER = OpenApiParameter(
 
 
 _HOT_KEY = "analytics:hot:{limit}"
+# The viewer's likes among a hot list's videos, kept under the viewer's likes version
+# (engagement.likes_version) and the list's video ids.
+_HOT_LIKED_KEY = "analytics:hot:liked:{user}:{limit}"
+HOT_LIKED_SECONDS = 60
 
 
-def _hot_key(request: Request) -> str | None:
+def _hot_limit(request: Request) -> int | None:
     try:
-        return _HOT_KEY.format(limit=discovery.check_limit(request.query_params.get("limit")))
+        return discovery.check_limit(request.query_params.get("limit"))
     except InvalidInput:  # the view answers 400
         return None
 
 
 class HotThrottle(RequestThrottle):
-    """The default throttle, with the hot list's cache read riding on its Redis round trip."""
+    """The default throttle, with the hot list's cache reads riding on its Redis round trip:
+    the list, the viewer's likes version and the viewer's likes stored under it."""
 
     def piggyback(self, pipe: Any, request: Request, view: APIView) -> None:
-        key = _hot_key(request)
-        if key is not None:
-            pipe.get(cache.make_key(key))
+        limit = _hot_limit(request)
+        viewer = request.user  # (throttles run after the permission check: a user)
+        if limit is not None and isinstance(viewer, User):
+            pipe.get(cache.make_key(_HOT_KEY.format(limit=limit)))
+            pipe.get(cache.make_key(viewer_likes_version_key(viewer.pk)))
+            pipe.get(cache.make_key(_HOT_LIKED_KEY.format(user=viewer.pk, limit=limit)))
+
+
+_LIKED_FALSE = b'"viewer":{"liked":false}'
 
 
 def _hot_document(limit: int) -> dict[str, Any]:
-    """The list as everyone sees it, pre-rendered: each video's JSON twice (`viewer.liked`
-    false and true), so a request only picks one per video and joins bytes."""
+    """The list as everyone sees it, pre-rendered: each video's JSON split around its
+    `viewer.liked` value, so a request only joins bytes (`_hot_body`)."""
     hot = discovery.hot_list(limit=limit)
     render = JSONRenderer().render
     entries = []
-    for video in hot.videos:
-        data = dict(VideoSerializer(video).data)
-        unliked = render({**data, "viewer": {"liked": False}})
-        liked = render({**data, "viewer": {"liked": True}})
+    # one serializer for the list: its fields are built once, not once per video
+    for video, data in zip(hot.videos, VideoSerializer(hot.videos, many=True).data, strict=True):
+        rendered = render({**data, "viewer": {"liked": False}})
+        # (quotes inside strings are escaped: the only such bytes are the key itself)
+        cut = rendered.index(_LIKED_FALSE) + len(_LIKED_FALSE) - len(b"false}")
         heat = render(video.heat_value)  # type: ignore[attr-defined]
-        entries.append((video.pk, unliked, liked, heat))
+        entries.append((video.pk, rendered[:cut], rendered[cut + len(b"false") :], heat))
     return {"as_of": render(iso_utc(hot.as_of)), "entries": entries}
 
 
 def _hot_body(document: dict[str, Any], liked: set[int]) -> bytes:
     results = b",".join(
         b'{"video":'
-        + (liked_json if video_id in liked else unliked_json)
+        + before
+        + (b"true" if video_id in liked else b"false")
+        + after
         + b',"heat":'
         + heat
         + b"}"
-        for video_id, unliked_json, liked_json, heat in document["entries"]
+        for video_id, before, after, heat in document["entries"]
     )
     return b'{"as_of":' + document["as_of"] + b',"results":[' + results + b"]}"
 
@@ -131,17 +146,42 @@ class HotVideosView(BaseAPIView):
         limit = discovery.check_limit(request.query_params.get("limit"))
         assert isinstance(request.user, User)
         seconds = settings.ANALYTICS_HOT_CACHE_SECONDS
-        replies = getattr(request, "throttle_piggyback", None)
-        raw = replies[0] if replies and seconds > 0 else None
-        document = cache.client.decode(raw) if raw is not None else None  # type: ignore[attr-defined]
-        if not isinstance(document, dict) or "entries" not in document:
+        replies = getattr(request, "throttle_piggyback", None) or [None, None, None]
+        document, version, stored = (_decode(raw) for raw in replies)
+        if seconds <= 0 or not isinstance(document, dict) or "entries" not in document:
             document = _hot_document(limit)
             if seconds > 0:
                 cache.set(_HOT_KEY.format(limit=limit), document, seconds)
-        liked = engagement_selectors.videos_liked_by(
-            viewer=request.user, video_ids=[entry[0] for entry in document["entries"]]
-        )
+        ids = [entry[0] for entry in document["entries"]]
+        liked = _viewer_liked(request.user, limit, ids, version, stored)
         return HttpResponse(_hot_body(document, liked), content_type="application/json")
+
+
+def _decode(raw: bytes | None) -> Any:
+    return cache.client.decode(raw) if raw is not None else None  # type: ignore[attr-defined]
+
+
+def _viewer_liked(viewer: User, limit: int, ids: list[int], version: Any, stored: Any) -> set[int]:
+    """Which of `ids` the viewer likes: stored while the viewer's likes version (read before,
+    with the throttle) and the ids are those it was stored with, else one query, stored under
+    the version read before it (docs/discovery.md, "Serving")."""
+    if (
+        isinstance(version, str)
+        and isinstance(stored, dict)
+        and stored.get("version") == version
+        and stored.get("ids") == ids
+    ):
+        return set(stored["liked"])
+    if not isinstance(version, str):
+        version = viewer_likes_version(viewer.pk)
+    liked = engagement_selectors.videos_liked_by(viewer=viewer, video_ids=ids)
+    if version is not None:
+        cache.set(
+            _HOT_LIKED_KEY.format(user=viewer.pk, limit=limit),
+            {"version": version, "ids": ids, "liked": sorted(liked)},
+            HOT_LIKED_SECONDS,
+        )
+    return liked
 
 
 class TrendingHashtagsView(BaseAPIView):

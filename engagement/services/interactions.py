@@ -9,6 +9,7 @@ same statement, write what was removed to `Removal`, so consumers see churn (doc
 """
 
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -17,6 +18,7 @@ from core.client import ClientInfo
 from core.db import insert_ignoring_conflict
 from core.exceptions import InvalidInput, NotFound
 from core.wakeups import wake
+from engagement.likes_version import viewer_likes_changed
 from engagement.metrics import COMMENT_LIKES, VIDEO_LIKES
 from engagement.models import (
     Comment,
@@ -115,6 +117,7 @@ def video_like(*, user: User, video_id: int, client: ClientInfo) -> ToggleResult
         video_counter_add(video_id=video_id, counter="likes", delta=1)
         wake("interactions")
         transaction.on_commit(VIDEO_LIKES.inc)
+        transaction.on_commit(partial(viewer_likes_changed, user.pk))
     return ToggleResult(created=new_id is not None)
 
 
@@ -122,6 +125,8 @@ def video_like(*, user: User, video_id: int, client: ClientInfo) -> ToggleResult
 def video_unlike(*, user: User, video_id: int) -> None:
     _video_locked(video_id)
     removed = _remove(_UNLIKE_SQL, [user.pk, video_id])
+    if removed:
+        transaction.on_commit(partial(viewer_likes_changed, user.pk))
     if removed and removed[0]:
         video_counter_add(video_id=video_id, counter="likes", delta=-1)
 

@@ -1,8 +1,10 @@
 """GET videos/hot and GET hashtags/trending through the API: documents, ordering and ties, a
 fixed number of queries, 400 problem documents that change nothing, the OpenAPI schema."""
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -10,10 +12,12 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from analytics.api import discovery as discovery_api
 from analytics.models import VideoHeat
 from analytics.parameters import iso_utc
 from analytics.services.heat import heat_as_of, heat_events_process, heat_of
 from analytics.services.trending import trending_as_of, trending_events_process
+from engagement import selectors as engagement_selectors
 from engagement.models import User, Video
 from tests.analytics.world import comment, like, video
 from tests.conftest import assert_problem, database_state
@@ -109,6 +113,53 @@ def test_the_hot_list_is_stored_for_everyone_and_marks_each_viewers_likes(
         assert make_client(fan).get("/api/v1/videos/hot").json() == first
     with override_settings(ANALYTICS_HOT_CACHE_SECONDS=0):
         assert len(make_client(other).get("/api/v1/videos/hot").json()["results"]) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_viewer_s_likes_are_stored_and_their_own_like_or_unlike_shows_on_the_next_read(
+    make_client: Callable[..., APIClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given two listed videos and a viewer who likes neither
+    fans = users(2)
+    viewer = fans[1]
+    first_clip = video(UserFactory.create(), DAY, ["tag"])
+    second_clip = video(UserFactory.create(), DAY + timedelta(hours=1), ["tag"])
+    for made in (first_clip, second_clip):
+        like(fans[0], made, made.created_at + timedelta(minutes=5))
+    heat_events_process()
+    liked_queries: list[list[int]] = []
+    liked_by = engagement_selectors.videos_liked_by
+
+    def counting(**kwargs: Any) -> set[int]:
+        liked_queries.append(kwargs["video_ids"])
+        return liked_by(**kwargs)
+
+    monkeypatch.setattr(engagement_selectors, "videos_liked_by", counting)
+    monkeypatch.setattr(discovery_api, "HOT_LIKED_SECONDS", 1)
+    client = make_client(viewer)
+
+    def liked() -> list[bool]:
+        results = client.get("/api/v1/videos/hot").json()["results"]
+        return [entry["video"]["viewer"]["liked"] for entry in results]
+
+    with override_settings(ANALYTICS_HOT_CACHE_SECONDS=5):
+        # when read twice, then the viewer's likes are queried once, then kept
+        assert liked() == [False, False]
+        assert liked() == [False, False]
+        assert len(liked_queries) == 1
+        # when the viewer likes one through the API, then the next read shows it
+        assert client.put(f"/api/v1/videos/{first_clip.pk}/like").status_code == 201
+        assert liked() == [False, True]  # (the newer video first)
+        # and when they unlike it again, the next read shows that too
+        assert client.delete(f"/api/v1/videos/{first_clip.pk}/like").status_code == 204
+        assert liked() == [False, False]
+        assert len(liked_queries) == 3
+        # a like made around the API (here the test's own row) moves no version: it shows
+        # once the stored likes expire (HOT_LIKED_SECONDS, here 1 s)
+        like(viewer, second_clip, DAY + timedelta(hours=2), counted=False)
+        assert liked() == [False, False]
+        time.sleep(1.2)
+        assert liked() == [True, False]
 
 
 @pytest.mark.parametrize(

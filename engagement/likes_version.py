@@ -1,0 +1,37 @@
+"""A viewer's *likes version*: a token in the cache that moves after every commit that made or
+undid one of the viewer's video likes, so a reader may keep what it computed from the viewer's
+likes (the hot list's `viewer.liked`, analytics.api.discovery) for as long as the token it read
+*before* computing has not moved (docs/discovery.md, "Serving").
+
+The token moves on the API's like and unlike (`video_like`, `video_unlike`, after their
+commit, before the answer is sent: a viewer sees their own like on the next read). Likes made
+or removed around the API (a cascade, the admin, a bulk load) do not move it: a reader keeps
+what it computed for at most its own lifetime. A version is never absent when a reader stores
+under it (`viewer_likes_version` makes one first), so an evicted token cannot match an old
+entry. The cache ignores Redis errors: no version is read, and readers compute every time.
+"""
+
+import uuid
+
+from django.core.cache import cache
+
+_KEY = "engagement:likes:version:{user}"
+VERSION_TTL_SECONDS = 86_400
+
+
+def viewer_likes_version_key(user_id: int) -> str:
+    """The (unprefixed) cache key of the user's likes version, for a piggybacked read."""
+    return _KEY.format(user=user_id)
+
+
+def viewer_likes_changed(user_id: int) -> None:
+    """Call after the commit that made or undid one of the user's likes."""
+    cache.set(viewer_likes_version_key(user_id), uuid.uuid4().hex, VERSION_TTL_SECONDS)
+
+
+def viewer_likes_version(user_id: int) -> str | None:
+    """The user's likes version, made now when there is none (None: Redis unreachable)."""
+    key = viewer_likes_version_key(user_id)
+    cache.add(key, uuid.uuid4().hex, VERSION_TTL_SECONDS)
+    version = cache.get(key)
+    return version if isinstance(version, str) else None
