@@ -101,6 +101,36 @@ def member_share(members: Int, user: Int, hit: np.ndarray, at_least: int = 1) ->
     return share
 
 
+# --- paced delivery ---------------------------------------------------------------------------
+# People who like the same videos do it close together: a chat's share, a notification, a
+# moment going viral bring them within minutes or hours of each other; those whose likes of a
+# video do spread over days (fans catching up) are a sliver of its audience. A service selling
+# likes by the day releases each order's likes evenly over a day or more.
+def paced(events: Events, group: Group) -> tuple[float, np.ndarray]:
+    """How the group's likes of each of its videos arrive: the median, over its videos with 3
+    or more of them, of the time between their 10th and 90th percentile (seconds); and per
+    member (aligned with group.members) the share of the group's videos it liked."""
+    work = group.work
+    video = events.video[work].astype(np.int64)
+    ts = events.ts[work]
+    order = np.lexsort((ts, video))
+    video, ts = video[order], ts[order]
+    starts, lengths = runs(video)
+    enough = lengths >= 3
+    spread = 0.0
+    if enough.any():
+        first, count = starts[enough], lengths[enough] - 1
+        low = ts[first + (count * 0.1).astype(np.int64)]
+        high = ts[first + np.ceil(count * 0.9).astype(np.int64)]
+        spread = float(np.median(high - low)) / SECOND
+    # each (member, video) once: the members' likes are the group's work
+    stride = int(video.max(initial=0)) + 1
+    pairs = np.unique(events.user[work].astype(np.int64) * stride + events.video[work])
+    member = np.searchsorted(group.members, pairs // stride)
+    liked = np.bincount(member, minlength=len(group.members))
+    return spread, liked / max(len(starts), 1)
+
+
 # --- accounts pinned to one device and one address of their own ------------------------------
 # A person moves: phone and tablet, home, office and the carrier's network. An account that
 # made many likes, every one from the same device and the same address, neither of which any

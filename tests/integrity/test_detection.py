@@ -339,3 +339,65 @@ def test_people_behind_a_carrier_s_few_addresses_are_not_flagged(first_video: in
     events = world.events()
     assert not [f for f in findings(events) if f.flagged]
     assert not flagged_ids(events)
+
+
+def _carrier(rng: random.Random) -> str:
+    return f"100.64.{rng.randrange(4)}.{rng.randrange(256)}"  # the background's carrier pool
+
+
+def slow_drip(world: World, *, size: int, targets: int, first_video: int) -> set[str]:
+    """Likes sold by the day: accounts each on its own phone behind the carrier's addresses;
+    every order (a new video of another creator, with an audience of its own) taken by most of
+    them, its likes released evenly over two days; a few likes of popular videos each as
+    cover."""
+    rng = world.rng
+    bots = [f"drip-{k}" for k in range(size)]
+    for t in range(targets):
+        video = first_video + t
+        start = T0 + rng.randrange(4 * DAY)
+        for n in rng.sample(range(1500), 30):  # its own audience, soon after it is posted
+            world.like(f"g{n}", video, start + rng.randrange(6 * HOUR), f"d-g{n}-0", _carrier(rng))
+        for bot in bots:
+            if rng.random() < 0.75:
+                world.like(bot, video, start + rng.randrange(2 * DAY), f"d-{bot}", _carrier(rng))
+    for bot in bots:
+        for _ in range(rng.randrange(3, 11)):
+            at = T0 + rng.randrange(7 * DAY)
+            world.like(bot, rng.randrange(20), at, f"d-{bot}", _carrier(rng))
+    return set(bots)
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_a_slow_drip_on_its_own_phones_behind_a_carrier_is_flagged_by_its_pace(seed: int) -> None:
+    # nothing technical in common (own phones, a carrier's addresses that hundreds share, a
+    # little cover): what gives it away is how each video's likes arrive — evenly over two
+    # days, on videos of ten creators, where people who like together do it within hours
+    world = background(seed)
+    bots = slow_drip(world, size=40, targets=10, first_video=7000)
+    events = world.events()
+    flagged = flagged_ids(events)
+    # (most: in a week of small data some hold too few of the group's cells to be in it)
+    assert len(bots & flagged) >= 0.75 * len(bots)
+    assert flagged <= bots
+    assert any(
+        "paced_delivery" in f.evidence and f.flagged for f in findings_holding(events, list(bots))
+    )
+
+
+def test_a_small_creator_s_loyal_fans_catching_up_over_days_are_not_flagged() -> None:
+    # fifteen fans like each of a small creator's eight videos whenever they get to it over the
+    # next two days, and nobody else does: paced, most of each video's likers, but one
+    # creator's videos — an audience, not an order book
+    world = background(6)
+    rng = world.rng
+    fans = [f"fan-{k}" for k in range(15)]
+    for n, video in enumerate(range(8000, 8000 + 40 * 8, 40)):  # one creator (c0)
+        posted = T0 + n * 20 * HOUR
+        for fan in fans:
+            if rng.random() < 0.85:
+                world.like(fan, video, posted + rng.randrange(2 * DAY), f"d-{fan}", _carrier(rng))
+    for k, fan in enumerate(fans):
+        world.everyday(fan, rng.randrange(5, 30), f"92.7.{k}.1")
+    events = world.events()
+    assert findings_holding(events, fans)
+    assert not (set(fans) & flagged_ids(events))
