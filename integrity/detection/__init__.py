@@ -13,7 +13,7 @@ The production passes (light, every few minutes; nightly over 28 days) and
 `integrity_evaluate` both read their events into `Events` and call the same functions.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from integrity.detection.signals import (
     member_concentration,
     member_share,
     paced,
+    paced_completion,
     pinned_accounts,
     shared_values,
     single_use,
@@ -233,6 +234,19 @@ def findings(events: Events) -> list[Finding]:
         if "paced_delivery" in evidence:
             backed |= on_paced
         found.append(Finding(group, evidence, backed))
+        if "paced_delivery" in evidence and "lockstep" in evidence:
+            accounts, first, last, likes = paced_completion(events, group)
+            if len(accounts):
+                joined = replace(
+                    group,
+                    members=accounts.astype(group.members.dtype),
+                    work=likes,
+                    first_us=first,
+                    last_us=last,
+                    member_outside=np.zeros(0),
+                    member_dominated=np.zeros(0),
+                )
+                found.append(Finding(joined, dict(evidence), np.ones(len(accounts), dtype=bool)))
     single_use_address = single_use(events.ip)
     for group in bursts(events):
         # every like of the burst is from an account with almost no history on a device no
