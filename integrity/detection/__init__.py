@@ -5,9 +5,10 @@ with a score and the kinds of evidence that agreed. An account is flagged only w
 behaviour (a lockstep group judged against what its members' own activity predicts, or a
 burst) and at least one independent kind of evidence — shared devices or networks that few
 others use, a device per like, one device and one address of its own for every like, inhuman
-velocity — agree, and the account is backed by such evidence of its own; a thin history adds
-to the score but carries no flag. Behaviour alone is a finding (`findings`), a case for staff
-when strong (`Finding.for_review`), never a flag.
+velocity, each video's likes paced evenly over half a day or more — agree, and the account is
+backed by such evidence of its own; a thin history adds to the score but carries no flag.
+Behaviour alone is a finding (`findings`), a case for staff when strong (`Finding.for_review`),
+never a flag.
 
 The production passes (light, every few minutes; nightly over 28 days) and
 `integrity_evaluate` both read their events into `Events` and call the same functions.
