@@ -128,7 +128,8 @@ def _hot_body(document: dict[str, Any], liked: set[int]) -> bytes:
 class HotVideosView(BaseAPIView):
     """The list is the same for everyone but each viewer's own likes: it is stored for
     ANALYTICS_HOT_CACHE_SECONDS (5 s; heat is a slow score, and `as_of` says how fresh) and
-    each request adds the viewer's likes of the listed videos (one query)."""
+    each request adds the viewer's likes of the listed videos, themselves kept under the
+    viewer's likes version (one query per viewer per HOT_LIKED_SECONDS or own like)."""
 
     throttle_classes = [HotThrottle]
 
