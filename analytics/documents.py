@@ -44,6 +44,7 @@ from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
 from core.enqueue import enqueue_flag_key, task_send
+from core.versions import versions_move
 
 # A creator's data version and the epoch every version is read with; the epoch moves when all
 # documents are outdated at once (a rebuild, a reconciliation that repaired something).
@@ -332,12 +333,9 @@ def etag_of(envelope: dict[str, Any]) -> str:
 def documents_changed(creator_ids: Iterable[int]) -> None:
     """The creators' rollups changed (call after the change committed): their stored documents
     are no longer current once their fresh period is over."""
-    ids = sorted(set(creator_ids))
-    if not ids:
-        return
-    token = uuid.uuid4().hex
-    cache.set_many(
-        {_VERSION_KEY.format(creator=creator): token for creator in ids}, VERSION_TTL_SECONDS
+    versions_move(
+        (_VERSION_KEY.format(creator=creator) for creator in sorted(set(creator_ids))),
+        VERSION_TTL_SECONDS,
     )
 
 

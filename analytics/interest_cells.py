@@ -21,7 +21,6 @@ still shows within that, inside SPEC §3's five minutes for a flip. Redis unreac
 ignores its errors): the day is counted from the rows on every read; nothing fails.
 """
 
-import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
@@ -30,6 +29,7 @@ from django.utils import timezone
 
 from analytics.documents import EPOCH_KEY
 from analytics.parameters import ALLOWED_DAYS
+from core.versions import version_current, versions_move
 
 # (quarter hour start in epoch seconds, hashtag id, plays, likes)
 Cell = tuple[int, int, int, int]
@@ -57,23 +57,21 @@ def interest_days_changed(cells: Iterable[tuple[int, datetime]]) -> None:
     sets stored for them are no longer current. Days too young to be a window's first day are
     skipped (a busy creator's today changes on every pass)."""
     oldest = timezone.now() - _YOUNGEST_FIRST_DAY
-    generations = {
-        _keys(creator, day)[0]: uuid.uuid4().hex for creator, day in cells if day <= oldest
-    }
-    if generations:
-        cache.set_many(generations, GENERATION_TTL_SECONDS)
+    versions_move(
+        (_keys(creator, day)[0] for creator, day in cells if day <= oldest),
+        GENERATION_TTL_SECONDS,
+    )
 
 
 def _generation(creator: int, day: datetime) -> tuple[str | None, list[Cell] | None]:
     """The (epoch:generation) of the day now, and the cell set stored under it, if any."""
     generation_key, cells_key = _keys(creator, day)
     found = cache.get_many([EPOCH_KEY, generation_key, cells_key])
-    generation = found.get(generation_key)
+    generation = found.get(generation_key) or version_current(
+        generation_key, GENERATION_TTL_SECONDS
+    )
     if generation is None:
-        cache.add(generation_key, uuid.uuid4().hex, GENERATION_TTL_SECONDS)
-        generation = cache.get(generation_key)
-        if generation is None:
-            return None, None
+        return None, None
     current = f"{found.get(EPOCH_KEY) or ''}:{generation}"
     stored = found.get(cells_key)
     if isinstance(stored, dict) and stored.get("generation") == current:

@@ -193,7 +193,7 @@ INTERESTS = f"""
     ),
     head AS (
         SELECT vh.hashtag_id, x.plays, x.likes
-        FROM ({_follower_plays_and_likes("%(start)s", "%(head_to)s")}) x
+        FROM ({_follower_plays_and_likes("%(start)s", "%(cur)s")}) x
         JOIN {sql.VIDEO_HASHTAG} vh ON vh.video_id = x.video_id
         UNION ALL
         SELECT * FROM unnest(%(cell_tags)s::bigint[], %(cell_plays)s::bigint[],
@@ -217,7 +217,8 @@ INTERESTS = f"""
 
 
 def _interest_head(creator_id: int, params: dict[str, Any]) -> dict[str, Any]:
-    """The parameters of INTERESTS' first day: its rows up to `head_to`, its cells after."""
+    """The parameters of INTERESTS' first day, whose rows it reads up to `cur`: its cells from
+    `cur` on (`cur` <= `day_cur`: a midnight is a quarter hour)."""
     start, cur, day_cur = params["start"], params["cur"], params["day_cur"]
     cells: list[tuple[int, int, int, int]] = []
     if cur < day_cur:
@@ -236,7 +237,6 @@ def _interest_head(creator_id: int, params: dict[str, Any]) -> dict[str, Any]:
     first = cur.timestamp()
     used = [cell for cell in cells if cell[0] >= first]
     return {
-        "head_to": min(cur, day_cur),
         "cell_tags": [tag for _, tag, _, _ in used],
         "cell_plays": [plays for _, _, plays, _ in used],
         "cell_likes": [likes for _, _, _, likes in used],

@@ -7,13 +7,11 @@ The token moves on the API's like and unlike (`video_like`, `video_unlike`, afte
 commit, before the answer is sent: a viewer sees their own like on the next read). Likes made
 or removed around the API (a cascade, the admin, a bulk load) do not move it: a reader keeps
 what it computed for at most its own lifetime. A version is never absent when a reader stores
-under it (`viewer_likes_version` makes one first), so an evicted token cannot match an old
-entry. The cache ignores Redis errors: no version is read, and readers compute every time.
+under it (`viewer_likes_version` makes one first: core.versions). The cache ignores Redis
+errors: no version is read, and readers compute every time.
 """
 
-import uuid
-
-from django.core.cache import cache
+from core.versions import version_current, versions_move
 
 _KEY = "engagement:likes:version:{user}"
 VERSION_TTL_SECONDS = 86_400
@@ -26,12 +24,9 @@ def viewer_likes_version_key(user_id: int) -> str:
 
 def viewer_likes_changed(user_id: int) -> None:
     """Call after the commit that made or undid one of the user's likes."""
-    cache.set(viewer_likes_version_key(user_id), uuid.uuid4().hex, VERSION_TTL_SECONDS)
+    versions_move([viewer_likes_version_key(user_id)], VERSION_TTL_SECONDS)
 
 
 def viewer_likes_version(user_id: int) -> str | None:
     """The user's likes version, made now when there is none (None: Redis unreachable)."""
-    key = viewer_likes_version_key(user_id)
-    cache.add(key, uuid.uuid4().hex, VERSION_TTL_SECONDS)
-    version = cache.get(key)
-    return version if isinstance(version, str) else None
+    return version_current(viewer_likes_version_key(user_id), VERSION_TTL_SECONDS)

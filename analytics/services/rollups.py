@@ -74,11 +74,15 @@ class Dirty:
         )
 
     def interest_days(self) -> set[InterestCell]:
-        """The interest cells a recount of this writes: the named ones and the day of every
-        fan cell."""
-        return self.interest_cells | {
-            (creator, day_floor(bucket)) for creator, bucket in self.fan_cells
-        }
+        """The interest cells a recount of this writes (`interest_days`)."""
+        return interest_days(fan_cells=self.fan_cells, interest_cells=self.interest_cells)
+
+
+def interest_days(
+    *, fan_cells: set[FanCell], interest_cells: set[InterestCell]
+) -> set[InterestCell]:
+    """The interest cells a recount writes: the named ones and the day of every fan cell."""
+    return interest_cells | {(creator, day_floor(bucket)) for creator, bucket in fan_cells}
 
 
 def _fetch(statement: str, params: Any) -> list[tuple[Any, ...]]:
@@ -171,7 +175,7 @@ def fan_links_sync(*, pairs: set[FollowPair], dirty: Dirty) -> int:
 
 def fan_cells_recount(*, fan_cells: set[FanCell], interest_cells: set[InterestCell]) -> None:
     """Recount the fan cells and the interest cells (plus the day of every fan cell)."""
-    days = Dirty(fan_cells=fan_cells, interest_cells=interest_cells).interest_days()
+    days = interest_days(fan_cells=fan_cells, interest_cells=interest_cells)
     if fan_cells:
         cells = sorted(fan_cells)
         _execute(

@@ -158,6 +158,7 @@ def findings(events: Events) -> list[Finding]:
     single_use_device = single_use(events.device)
     pinned = pinned_accounts(events, device_sharers, address_sharers)
     found: list[Finding] = []
+    likes_of: np.ndarray | None = None  # every account's likes, once a paced group needs them
     for group in groups:
         evidence: dict[str, float] = {
             "lockstep": min(1.0, group.participation * min(group.shared_cells, 10) / 10)
@@ -236,7 +237,9 @@ def findings(events: Events) -> list[Finding]:
             backed |= on_paced
         found.append(Finding(group, evidence, backed))
         if "paced_delivery" in evidence and "lockstep" in evidence:
-            accounts, first, last, likes = paced_completion(events, group)
+            if likes_of is None:
+                likes_of = np.bincount(events.user, minlength=events.users)
+            accounts, first, last, likes = paced_completion(events, group, likes_of)
             if len(accounts):
                 joined = replace(
                     group,

@@ -141,9 +141,10 @@ PACED_COMPLETION_VIDEOS = 0.34
 PACED_COMPLETION_SHARE = 0.2
 
 
-def paced_completion(events: Events, group: Group) -> tuple[Int, Int, Int, Int]:
-    """Accounts outside `group` that took part in its paced orders: (accounts sorted, their
-    first and last such like in µs, those likes' indices)."""
+def paced_completion(events: Events, group: Group, likes_of: Int) -> tuple[Int, Int, Int, Int]:
+    """Accounts outside `group` that took part in its paced orders (`likes_of`: every
+    account's likes): (accounts sorted, their first and last such like in µs, those likes'
+    indices)."""
     work = group.work
     videos = np.unique(events.video[work])
     lows = np.full(len(videos), np.iinfo(np.int64).max, dtype=np.int64)
@@ -163,7 +164,7 @@ def paced_completion(events: Events, group: Group) -> tuple[Int, Int, Int, Int]:
     stride = int(videos.max()) + 1
     pairs = np.unique(user * stride + events.video[likes])
     accounts, took = np.unique(pairs // stride, return_counts=True)
-    total = np.bincount(events.user, minlength=events.users)[accounts]
+    total = likes_of[accounts]
     mine = np.bincount(np.searchsorted(accounts, user), minlength=len(accounts))
     keep = (took >= max(3, int(np.ceil(PACED_COMPLETION_VIDEOS * len(videos))))) & (
         mine >= PACED_COMPLETION_SHARE * total

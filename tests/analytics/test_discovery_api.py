@@ -19,6 +19,7 @@ from analytics.services.heat import heat_as_of, heat_events_process, heat_of
 from analytics.services.trending import trending_as_of, trending_events_process
 from engagement import selectors as engagement_selectors
 from engagement.models import User, Video
+from tests.analytics.test_refresh_ahead import _closed_port
 from tests.analytics.world import comment, like, video
 from tests.conftest import assert_problem, database_state
 from tests.engagement.test_api_videos import _video_body
@@ -160,6 +161,35 @@ def test_a_viewer_s_likes_are_stored_and_their_own_like_or_unlike_shows_on_the_n
         assert liked() == [False, False]
         time.sleep(1.2)
         assert liked() == [True, False]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_unreachable_the_hot_list_still_shows_the_viewer_s_own_like(
+    make_client: Callable[..., APIClient], settings: Any
+) -> None:
+    # given a listed video and no Redis (nothing stored, no likes version)
+    fan, viewer = users(2)
+    clip = video(UserFactory.create(), DAY, ["tag"])
+    like(fan, clip, DAY + timedelta(minutes=5))
+    heat_events_process()
+    client = make_client(viewer)
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0",
+        }
+    }
+
+    def liked() -> dict[str, bool]:
+        viewer_part: dict[str, bool] = client.get("/api/v1/videos/hot").json()["results"][0][
+            "video"
+        ]["viewer"]
+        return viewer_part
+
+    assert liked() == {"liked": False}
+    # when the viewer likes it, then the next read shows it (counted from the rows)
+    assert client.put(f"/api/v1/videos/{clip.pk}/like").status_code == 201
+    assert liked() == {"liked": True}
 
 
 @pytest.mark.parametrize(

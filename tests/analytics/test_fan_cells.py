@@ -27,6 +27,7 @@ from engagement.models import Follow, InteractionKind, Play, User
 from engagement.services.counted import interactions_counted_set
 from engagement.services.interactions import creator_unfollow, video_unlike
 from tests.analytics import world
+from tests.analytics.test_refresh_ahead import _closed_port
 from tests.analytics.test_rollups import (
     NOW,
     _rollup_tables,
@@ -300,3 +301,22 @@ def test_the_reconciliation_finds_and_repairs_the_fan_side() -> None:
     assert report.differences >= 3 and report.repaired
     assert _rollup_tables() == expected
     assert analytics_rollups_reconcile(video_ids=[v.pk for v in setting["videos"]]).differences == 0
+
+
+def test_with_redis_unreachable_the_first_day_is_counted_on_every_read_and_exact(
+    settings: Any,
+) -> None:
+    # given followers' activity all through the window's first day, and no Redis to keep cells
+    creator, _, _, _ = _first_day_world()
+    consume()
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0",
+        }
+    }
+    now = datetime(2026, 4, 20, 9, 10, tzinfo=UTC)
+    # then each read counts the day from the rows, and is exact (checked against the oracle)
+    first = _first_day_read(creator, now)
+    assert first[1] == 1 and first[0]
+    assert _first_day_read(creator, now) == first
