@@ -1,11 +1,15 @@
 """Where the detector loses each planted group: generation and detection in memory, no CSV,
 no database (seconds at 1M likes), for tuning on the tuning seeds (docs/integrity-bench.md).
 
-    .venv/bin/python -m bench.integrity.diagnose --seed 101 [--likes 1000000] [--clean]
+    .venv/bin/python -m bench.integrity.diagnose --seed 101 [--likes N] [--clean] [--file-layout]
 
 For every planted group: its size, how many members are flagged, how many are in some candidate
 finding, and the evidence of the finding that holds most of them; then the genuine accounts
 flagged, with the findings that flagged them. Never run it on the held-out seed while tuning.
+
+`--file-layout` codes accounts and videos as `integrity_evaluate` does (numbered by first
+appearance in the time-ordered file, accounts as user then creator of each line; videos from 1):
+the candidate search's hashes follow the codes, so a figure can move with the layout alone.
 """
 
 from __future__ import annotations
@@ -47,20 +51,56 @@ def detection_events(world: World) -> Events:
     )
 
 
+def first_appearance(values: np.ndarray) -> np.ndarray:
+    """Per value (0..max): its rank by first appearance in `values` (-1: absent)."""
+    distinct, first = np.unique(values, return_index=True)
+    rank = np.full(int(values.max()) + 1, -1, dtype=np.int64)
+    rank[distinct[np.argsort(first, kind="stable")]] = np.arange(len(distinct))
+    return rank
+
+
+def file_layout(world: World, events: Events) -> tuple[Events, np.ndarray]:
+    """`events` recoded as `integrity_evaluate` codes the world's CSV (its lines in this
+    order), and per new account code the world's account."""
+    seq = np.empty(2 * len(events), dtype=np.int64)
+    seq[0::2] = world.events.user
+    seq[1::2] = world.video_creator[world.events.video]
+    number = first_appearance(seq) + 1  # account numbers from 1, users and creators
+    liked_by, user = np.unique(number[world.events.user], return_inverse=True)
+    world_of_number = np.full(int(number.max()) + 1, -1, dtype=np.int64)
+    world_of_number[number[number > 0]] = np.flatnonzero(number > 0)
+    video = first_appearance(world.events.video) + 1
+    recoded = Events(
+        user=user.astype(np.int32),
+        video=video[world.events.video].astype(np.int32),
+        creator=number[world.video_creator[world.events.video]].astype(np.int32),
+        ts=events.ts,
+        device=events.device,
+        ip=events.ip,
+        user_ids=[str(n) for n in liked_by.tolist()],
+        subnet=events.subnet,
+    )
+    return recoded, world_of_number[liked_by]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--likes", type=int, default=1_000_000)
     parser.add_argument("--clean", action="store_true")
+    parser.add_argument("--file-layout", action="store_true")
     args = parser.parse_args(argv)
     if args.seed == 404:
         print("404 is the held-out seed: not for tuning", file=sys.stderr)
     started = time.perf_counter()
     world = world_generate(seed=args.seed, likes=args.likes, clean=args.clean)
     events = detection_events(world)
+    world_of = np.arange(events.users)
+    if args.file_layout:
+        events, world_of = file_layout(world, events)
     generated = time.perf_counter()
     found = findings(events)
-    flags = {flag.user for flag in flags_of(found)}
+    flags = {int(world_of[flag.user]) for flag in flags_of(found)}
     detected = time.perf_counter()
     print(
         f"seed {args.seed}: {len(events):,} likes, generated {generated - started:.1f}s, "
@@ -68,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     finding_of: dict[int, int] = {}
     for i, finding in enumerate(found):
-        for member in finding.group.members.tolist():
+        for member in world_of[finding.group.members].tolist():
             finding_of.setdefault(member, i)
     groups: dict[str, list[int]] = defaultdict(list)
     for user, truth in world.truth.items():
@@ -96,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"genuine flagged: {len(genuine_flagged)}")
     for i in sorted({finding_of[u] for u in genuine_flagged if u in finding_of}):
         f = found[i]
-        n = sum(1 for m in f.group.members.tolist() if m not in world.truth)
+        n = sum(1 for m in world_of[f.group.members].tolist() if m not in world.truth)
         g = f.group
         print(
             f"  finding {i}: {n} genuine of {len(g.members)} ({g.source}, {g.scale}): lift "

@@ -161,30 +161,36 @@ def lockstep(events: Events, cells: Cells | None = None) -> list[Group]:
         again = pending & (size > MAX_COMPONENT)
         judged = pending & (size >= MIN_GROUP) & ~again
         order = np.argsort(component[judged], kind="stable")
-        members_of = co.accounts[judged][order]
-        label_of = component[judged][order]
+        position_of = np.flatnonzero(judged)[order]  # positions in co.accounts
+        label_of = component[position_of]
         starts, lengths = runs(label_of)
-        failed_labels: list[int] = []
+        failed: list[Int] = []
         for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
-            members = members_of[start : start + length]
-            rows = cells.rows_of(members)
-            group = _judge(
-                members,
-                cells.user[rows],
-                cells.cell[rows],
-                cells.like[rows],
-                cells.likers[rows],
-                cells_per_user,
-                total_rows,
-                events,
-                cells.scale,
-            )
-            if group is not None:
+            positions = position_of[start : start + length]
+            # a component may hold more than one group (two farms chained by a shared
+            # target, a farm beside a chat): the accounts a group leaves are judged again
+            while len(positions) >= MIN_GROUP:
+                members = co.accounts[positions]
+                rows = cells.rows_of(members)
+                group = _judge(
+                    members,
+                    cells.user[rows],
+                    cells.cell[rows],
+                    cells.like[rows],
+                    cells.likers[rows],
+                    cells_per_user,
+                    total_rows,
+                    events,
+                    cells.scale,
+                )
+                if group is None:
+                    if len(positions) >= REJUDGE_SMALLEST:
+                        failed.append(positions)
+                    break
                 groups.append(group)
-            elif length >= REJUDGE_SMALLEST:
-                failed_labels.append(int(label_of[start]))
-        if failed_labels:
-            again |= pending & np.isin(component, failed_labels)
+                positions = positions[~np.isin(members, group.members)]
+        if failed:
+            again[np.concatenate(failed)] = True
         if stricter is None or not again.any():
             break
         component = co.split(component, again, stricter)
@@ -285,15 +291,22 @@ def _judge(
     scale: Scale = MINUTES,
     min_videos: int = MIN_SHARED_VIDEOS,
 ) -> Group | None:
-    _, inverse, counts = np.unique(cell, return_inverse=True, return_counts=True)
+    distinct, inverse, counts = np.unique(cell, return_inverse=True, return_counts=True)
     needed = max(3, int(np.ceil(scale.shared_share * len(members))))
     shared = counts >= needed
     if shared.sum() < (MIN_SHARED_CELLS if min_videos >= MIN_SHARED_VIDEOS else 1):
         return None
     in_shared = shared[inverse]
-    # members that hold few of the shared cells are not part of the group
-    held = np.bincount(np.searchsorted(members, user[in_shared]), minlength=len(members))
-    core = held >= max(min(2, int(shared.sum())), int(scale.shared_share * shared.sum()))
+    # members that hold few of the shared cells on both grids are not part of the group (a
+    # cell's parity is its grid: every like is in one cell of each); on one grid is enough,
+    # where a batch straddles the other's window line and splits its members
+    member = np.searchsorted(members, user[in_shared])
+    grid = cell[in_shared] % 2
+    core = np.zeros(len(members), dtype=bool)
+    for g, shared_on_grid in enumerate(np.bincount(distinct[shared] % 2, minlength=2)):
+        if shared_on_grid:
+            held = np.bincount(member[grid == g], minlength=len(members))
+            core |= held >= np.ceil(scale.shared_share * shared_on_grid)
     if core.sum() < MIN_GROUP:
         return None
     members = members[core]

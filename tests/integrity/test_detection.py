@@ -431,3 +431,47 @@ def test_a_paced_group_is_completed_by_its_light_takers_but_not_by_a_heavy_user(
     assert "drip-late" in flagged
     assert "heavy" not in flagged
     assert flagged <= bots | {"drip-late"}
+
+
+def test_a_one_like_batch_across_a_window_line_keeps_every_member() -> None:
+    # sixty accounts behind three phones and one proxy each like one video once, over three
+    # hours that cross a line of one grid of the hours scale, half an hour in (the first like
+    # of the data is at T0: the grids' lines are at T0 + 6 h k and T0 + 3 h + 6 h k)
+    world = background(31)
+    world.like("g0", 0, T0, "d-g0-0", "82.0.0.0")
+    rng = world.rng
+    stuffers = [f"stuffer-{k}" for k in range(60)]
+    for k, account in enumerate(stuffers):
+        at = T0 + 2 * DAY + 5 * HOUR + 30 * MINUTE + rng.randrange(3 * HOUR)
+        world.like(account, 9000, at, f"phone-{k % 3}", "203.0.113.5")
+    events = world.events()
+    # then all of them are flagged, those on the line's near side too (a sixth of them: on
+    # that grid they hold a cell too few of the others hold to be the group's)
+    flagged = flagged_ids(events)
+    assert set(stuffers) <= flagged
+    assert flagged <= set(stuffers)
+
+
+def test_two_groups_chained_into_one_candidate_are_both_judged() -> None:
+    # two farms on different videos, and a few accounts that liked with both of them: the
+    # candidate search joins them into one component, judged first as the bigger farm
+    from integrity.detection.cells import MINUTES, Cells
+    from integrity.detection.lockstep import lockstep
+
+    world = background(32)
+    big = lockstep_attack(world, size=60, targets=10, devices=200, subnet="198.51.100")
+    small = lockstep_attack(world, size=20, targets=10, devices=200, subnet="192.0.2")
+    bridges = [f"bridge-{k}" for k in range(6)]
+    by_video: dict[str, list[int]] = {}
+    for user, video, _, ts, _, _ in world.rows:
+        if user in big or user in small:
+            by_video.setdefault(video, []).append(ts)
+    for video, times in sorted(by_video.items())[::2]:
+        for bridge in bridges:
+            world.like(bridge, int(video[1:]), min(times), f"d-{bridge}", "81.9.9.9")
+    events = world.events()
+    # then each farm is a group of its own
+    groups = lockstep(events, Cells.of(events, MINUTES))
+    for farm in (big, small):
+        codes = {events.user_ids.index(account) for account in farm}
+        assert any(len(codes & set(g.members.tolist())) >= 0.9 * len(farm) for g in groups)
