@@ -37,6 +37,7 @@ from polls.models import StickerResult
 from polls.services.tally import sticker_tally_refresh
 
 BARE_PATH = "/api/v1/_bench/bare"
+OPEN_PATH = "/api/v1/_bench/open"  # the bare GET without authentication
 
 
 def _auth_headers(user: BenchUser) -> dict[str, str]:
@@ -291,7 +292,18 @@ def phase_writes(
         plan.open_loop_s,
     )
     say(f"  {bare_half.summary()}")
+    tutorial_stats, full_stats, tutorial_rounds = _vote_vs_tutorial(server, plan, traffic)
     return {
+        "vote_vs_tutorial_ratio": (
+            full_stats.rps / tutorial_stats.rps if tutorial_stats.rps else None
+        ),
+        "vote_vs_tutorial_round_ratios": tutorial_rounds,
+        "tutorial_vote_rps": tutorial_stats.rps,
+        "tutorial_vote_p99_ms": tutorial_stats.p(99),
+        "tutorial_vote_statuses": _statuses(tutorial_stats),
+        "tutorial_vote_server_cpu_ms": _server_cpu_ms(tutorial_stats),
+        "full_vote_rps": full_stats.rps,
+        "full_vote_server_cpu_ms": _server_cpu_ms(full_stats),
         "vote_write_ratio": vote.rps / bare.rps if bare.rps else None,
         "vote_write_round_ratios": _spread(writes.round_ratios()),
         "vote_write_rps": vote.rps,
@@ -316,6 +328,38 @@ def phase_writes(
         "bare_write_p50_ms_at_half_rate": bare_half.p(50),
         "bare_write_p99_ms_at_half_rate": bare_half.p(99),
     }
+
+
+def _vote_vs_tutorial(
+    server: Server, plan: Plan, traffic: VoteTraffic
+) -> tuple[LoadStats, LoadStats, dict[str, float] | None]:
+    """The full vote against the Django tutorial's (polls/api/bench.py: one row's F("votes") + 1,
+    no authentication), alternating on the same server: (tutorial, full vote, per round)."""
+    creator, video_id = fixtures.creator_video("bench-tutorial")
+    question = fixtures.poll_stickers_create(creator, video_id, 1)[0]
+    sticker_tally_refresh(sticker_id=question.id)
+    form = f"choice={question.option_ids[0]}".encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
+    path = f"/api/v1/_bench/tutorial/{question.id}/vote"
+
+    def tutorial(index: int, seq: int) -> bytes:
+        return build_request("POST", path, server.host_header, headers, form)
+
+    say(
+        f"Full vote vs the tutorial's vote (POST {path}: F('votes') + 1, no authentication), "
+        f"{plan.connections} connections, {plan.rounds} x {plan.round_s:.0f}s each, alternating"
+    )
+    pair = _alternating(
+        server,
+        plan,
+        (
+            ("tutorial vote POST", tutorial, None),
+            ("vote POST", traffic.vote(plan.connections), traffic.check),
+        ),
+    )
+    _say_total(pair.a)
+    _say_total(pair.b)
+    return pair.a, pair.b, _spread(pair.round_ratios())
 
 
 def _say_total(stats: LoadStats) -> None:
@@ -396,7 +440,27 @@ def phase_reads(
     bare_stats, results_stats = reads.a, reads.b
     _say_total(bare_stats)
     _say_total(results_stats)
+
+    def open_get(index: int, seq: int) -> bytes:
+        return build_request("GET", OPEN_PATH, server.host_header, {"Accept": "application/json"})
+
+    say(
+        f"Authentication's cost: GET {BARE_PATH} (device token) vs GET {OPEN_PATH} (none), "
+        f"{plan.connections} connections, {plan.rounds} x {plan.round_s:.0f}s each, alternating"
+    )
+    auth = _alternating(
+        server, plan, (("open GET", open_get, None), ("bare GET (authenticated)", bare, None))
+    )
+    _say_total(auth.a)
+    _say_total(auth.b)
     return {
+        "auth_overhead_ratio": auth.b.rps / auth.a.rps if auth.a.rps else None,
+        "auth_overhead_round_ratios": _spread(auth.round_ratios()),
+        "open_get_rps": auth.a.rps,
+        "authenticated_get_rps": auth.b.rps,
+        "open_get_server_cpu_ms": _server_cpu_ms(auth.a),
+        "authenticated_get_server_cpu_ms": _server_cpu_ms(auth.b),
+        "open_get_statuses": _statuses(auth.a),
         "results_read_ratio": results_stats.rps / bare_stats.rps if bare_stats.rps else None,
         "results_read_round_ratios": _spread(reads.round_ratios()),
         "results_read_rps": results_stats.rps,

@@ -72,6 +72,32 @@ TARGETS = [
         "reads",
     ),
     Target(
+        "auth_overhead_ratio",
+        "Authentication's cost, throughput",
+        "GET /_bench/bare with a device token {authenticated_get_rps:.0f} req/s vs the same "
+        "GET without authentication {open_get_rps:.0f} req/s; per round "
+        "{auth_overhead_round_ratios}\n"
+        "       server CPU per request {authenticated_get_server_cpu_ms:.2f} vs "
+        "{open_get_server_cpu_ms:.2f} ms",
+        0.6,
+        False,
+        "x",
+        "reads",
+    ),
+    Target(
+        "vote_vs_tutorial_ratio",
+        "Full vote vs the tutorial's vote",
+        "POST /stickers/{{id}}/votes {full_vote_rps:.0f} req/s vs the Django tutorial's vote "
+        "{tutorial_vote_rps:.0f} req/s (one row's F('votes') + 1, no authentication, no "
+        "dedupe); per round {vote_vs_tutorial_round_ratios}\n"
+        "       server CPU per request {full_vote_server_cpu_ms:.2f} vs "
+        "{tutorial_vote_server_cpu_ms:.2f} ms",
+        1.0,
+        False,
+        "x",
+        "writes",
+    ),
+    Target(
         "live_lag_s",
         "Live results lag (max)",
         "results polled every 100 ms vs votes committed (2xx) before each poll was sent, at "

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.api import views as core_views
@@ -14,7 +14,7 @@ api_v1 = [
     path("", include("analytics.api.urls")),
 ]
 
-urlpatterns = [
+urlpatterns: list = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -28,10 +28,21 @@ urlpatterns = [
     path("metrics", metrics_views.metrics, name="metrics"),
 ]
 
-if settings.BENCH_ENDPOINTS:
-    from core.api.bench import BareView
 
-    urlpatterns.append(path("api/v1/_bench/bare", BareView.as_view()))
+def bench_urlpatterns() -> list[URLPattern]:
+    """The benchmark's baselines (core/api/bench.py, polls/api/bench.py)."""
+    from core.api.bench import BareView, OpenView
+    from polls.api.bench import tutorial_vote
+
+    return [
+        path("api/v1/_bench/bare", BareView.as_view()),
+        path("api/v1/_bench/open", OpenView.as_view()),
+        path("api/v1/_bench/tutorial/<int:sticker_id>/vote", tutorial_vote),
+    ]
+
+
+if settings.BENCH_ENDPOINTS:
+    urlpatterns += bench_urlpatterns()
 
 handler400 = "core.api.views.bad_request"
 handler403 = "core.api.views.permission_denied"

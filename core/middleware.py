@@ -8,7 +8,8 @@ client always gets `application/problem+json`. The admin keeps its HTML.
 import logging
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse
 
 from core.errors import (
     DATABASE_DOWN_ERRORS,
@@ -21,6 +22,8 @@ from core.errors import (
 logger = logging.getLogger(__name__)
 
 API_PREFIXES = ("/api/", "/healthz", "/readyz")
+# what Django itself answers with a 4xx (through the handlers below the URLs: problem documents)
+_ANSWERED = (Http404, PermissionDenied, BadRequest, SuspiciousOperation)
 
 
 class ProblemDetailsMiddleware:
@@ -44,7 +47,7 @@ class ProblemDetailsMiddleware:
             # Any path, the admin's too: a database outage is a 503 to retry, not a crash.
             logger.warning("database unavailable on %s: %s", request.path, exception)
             return database_unavailable_response(request)
-        if not request.path.startswith(API_PREFIXES):
+        if not request.path.startswith(API_PREFIXES) or isinstance(exception, _ANSWERED):
             return None
         logger.exception("unhandled error on %s", request.path)
         return problem_response(request, 500)
