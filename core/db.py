@@ -48,8 +48,9 @@ def fetch_prepared(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[
     and plans them once per connection instead of on every request, and the parameters travel
     bound (not quoted into the text by Python). It runs on Django's connection, in its current
     transaction, with Django's error wrapping and health checks, through one psycopg cursor kept
-    per connection; it does not show in Django's query log. Other queries stay unprepared: the
-    connection's automatic threshold is set out of reach (settings DATABASES OPTIONS), and
+    per connection; it shows in Django's query log when queries are logged (so query budgets
+    count it). Other queries stay unprepared: the connection's automatic threshold is set out
+    of reach (settings DATABASES OPTIONS), and
     DB_PREPARED_STATEMENTS=false (for a pooler that cannot keep prepared statements) turns
     preparing off, so this runs as a plain bound query.
     """
@@ -62,7 +63,9 @@ def fetch_prepared(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[
     if cursor is None or cursor.connection is not raw:
         cursor = psycopg.Cursor(raw)
         db._chorus_prepared_cursor = cursor  # type: ignore[attr-defined]
-    # (Django's execute wrappers do not see this cursor: its time is added to the request's here)
+    # (Django's execute wrappers do not see this cursor: its time is added to the request's here,
+    # and the statement to Django's query log when queries are logged — DEBUG, or a test's
+    # django_assert_num_queries — so query budgets count it like any other)
     times = request_times.get()
     started = perf_counter()
     try:
@@ -70,8 +73,13 @@ def fetch_prepared(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[
             cursor.execute(sql, params, prepare=True)
             return cursor.fetchall()
     finally:
+        elapsed = perf_counter() - started
         if times is not None:
-            times.database += perf_counter() - started
+            times.database += elapsed
+        if db.queries_logged:
+            db.queries_log.append(
+                {"sql": f"/* prepared */ {sql} /* {params!r} */", "time": f"{elapsed:.3f}"}
+            )
 
 
 def counted_flip_cte(table: str, *, only_parents: str | None, returning: str) -> str:

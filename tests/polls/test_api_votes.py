@@ -497,3 +497,22 @@ def test_an_expired_key_votes_again_and_replaces_the_old_answer(
     record = IdempotencyRecord.objects.get(user=voter, key="old")
     assert (record.response_status, json.loads(record.response_body)) == (201, response.json())
     assert record.created_at > expired_at
+
+
+# --- query budgets ----------------------------------------------------------------------------
+@pytest.mark.django_db(transaction=True)  # autocommit, as a request runs: no test savepoints
+def test_a_vote_makes_two_queries_the_token_and_its_one_statement(
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
+) -> None:
+    client = make_client(UserFactory.create(), device_id="phone-1")
+    sticker = StickerFactory.create(options=["A", "B"])
+    a, b = option_ids(sticker)
+    # the device token (with its user), then the vote's one statement (the rules, the write,
+    # the key's answer and the change's record together; prepared, and counted here)
+    with django_assert_num_queries(2):
+        assert _vote(client, sticker, [a]).status_code == 201
+    with django_assert_num_queries(2):
+        assert _vote(client, sticker, [b], HTTP_IDEMPOTENCY_KEY="k-1").status_code == 200
+    # a retry with the key: the statement finds the answer on record, which is read and replayed
+    with django_assert_num_queries(3):
+        assert _vote(client, sticker, [b], HTTP_IDEMPOTENCY_KEY="k-1").status_code == 200

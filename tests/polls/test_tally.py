@@ -106,6 +106,20 @@ def test_results_show_the_live_tally_with_votes_and_percents(client_for_user: AP
     assert response["ETag"].startswith('"') and response["ETag"].endswith('"')
 
 
+def test_results_make_one_query_once_the_sticker_is_known(
+    client_for_user: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
+    sticker, _, _ = _voted_poll()
+    sticker_tally_refresh(sticker_id=sticker.pk)
+    # the device token, then the sticker and its option labels (kept in the cache after)
+    with django_assert_num_queries(3):
+        assert _results(client_for_user, sticker).status_code == 200
+    # the token only: the sticker's meta and the live tally come from the cache, on the
+    # throttle's round trip
+    with django_assert_num_queries(1):
+        assert _results(client_for_user, sticker).status_code == 200
+
+
 def test_percent_is_rounded_to_one_decimal(client_for_user: APIClient) -> None:
     sticker = StickerFactory.create(options=["A", "B"])
     a, b = option_ids(sticker)
