@@ -1,4 +1,4 @@
-"""Where the CPU goes: per-process-group CPU time from /proc, sampled around a measurement.
+"""Where the CPU goes: per-process-group CPU time (psutil), sampled around a measurement.
 
 On a 2-core machine, throughput is CPU-bound, so "CPU milliseconds per request" by component
 (web workers, PostgreSQL backends, Redis, the Celery workers, the load generator) explains a
@@ -11,59 +11,52 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # "pid (comm) state ppid ..."; comm may contain spaces and parentheses.
-    return raw[raw.rindex(")") + 2 :].split()
+import psutil
 
 
 def process_cpu_s(pid: int) -> float:
-    """utime + stime of a live process, in seconds (0 when it is gone)."""
-    fields = _stat_fields(pid)
-    if fields is None:
+    """user + system CPU of a live process, in seconds (0 when it is gone)."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    return times.user + times.system
 
 
 def reaped_children_cpu_s(pid: int) -> float:
-    """cutime + cstime: CPU of the process's children that have exited and been reaped."""
-    fields = _stat_fields(pid)
-    if fields is None:
+    """CPU of the process's children that have exited and been reaped."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return 0.0
-    return (int(fields[13]) + int(fields[14])) / _TICK
+    return times.children_user + times.children_system
 
 
 def parent_of(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    return int(fields[1]) if fields is not None else None
+    try:
+        return psutil.Process(pid).ppid()
+    except psutil.Error:
+        return None
 
 
 def children_of(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = _stat_fields(int(entry.name))
-        if fields is not None and int(fields[1]) == parent:
-            found.append(int(entry.name))
-    return found
+    try:
+        return [child.pid for child in psutil.Process(parent).children()]
+    except psutil.Error:
+        return []
 
 
 def machine_cpu_s() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, summed over all CPUs."""
-    first = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    ticks = [int(value) for value in first]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
-    total = sum(ticks[:8])  # guest time is already counted in user
-    return (total - idle) / _TICK, total / _TICK
+    """(busy, total) CPU seconds of the whole machine since boot, summed over all CPUs (guest
+    time is already counted in user; idle and iowait are not busy)."""
+    times = psutil.cpu_times()
+    total = sum(
+        getattr(times, name, 0.0)
+        for name in ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    )
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return total - idle, total
 
 
 @dataclass

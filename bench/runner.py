@@ -29,9 +29,9 @@ import time
 import traceback
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any, NoReturn
 
+import psutil
 import redis
 
 from bench import report
@@ -94,11 +94,7 @@ def _on_sigterm(signum: int, frame: object) -> NoReturn:
 
 
 def machine_info(database_url: str) -> dict[str, Any]:
-    memory_mb = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_mb = int(line.split()[1]) // 1024
+    memory_mb = psutil.virtual_memory().total // 2**20
     return {
         "nproc": os.cpu_count(),
         "memory_mb": memory_mb,
@@ -147,7 +143,7 @@ def redis_pid(url: str) -> int | None:
         return None
     finally:
         client.close()
-    return pid if pid and Path(f"/proc/{pid}").exists() else None
+    return pid if pid and psutil.pid_exists(pid) else None
 
 
 def queues_drained(broker_url: str, queues: list[str], timeout: float = 30.0) -> bool:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psutil
 import psycopg
 import redis
 from psycopg import sql
@@ -57,10 +58,10 @@ def drop_scratch_database(admin_url: str, name: str) -> None:
 def bench_process_alive(pid: int) -> bool:
     """Is pid a live `python -m bench` (so its scratch database and Redis index are in use)?"""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+        cmdline = psutil.Process(pid).cmdline()
+    except psutil.Error:
         return False
-    return b"bench" in cmdline
+    return "bench" in cmdline
 
 
 def drop_stale_databases(admin_url: str) -> list[str]:
