@@ -50,9 +50,8 @@ def fetch_prepared(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[
     transaction, with Django's error wrapping and health checks, through one psycopg cursor kept
     per connection; it shows in Django's query log when queries are logged (so query budgets
     count it). Other queries stay unprepared: the connection's automatic threshold is set out
-    of reach (settings DATABASES OPTIONS), and
-    DB_PREPARED_STATEMENTS=false (for a pooler that cannot keep prepared statements) turns
-    preparing off, so this runs as a plain bound query.
+    of reach (settings DATABASES OPTIONS), and DB_PREPARED_STATEMENTS=false (for a pooler that
+    cannot keep prepared statements) turns preparing off, so this runs as a plain bound query.
     """
     db = connections[DEFAULT_DB_ALIAS]
     db.validate_no_broken_transaction()

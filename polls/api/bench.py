@@ -5,8 +5,8 @@ As the tutorial writes it (polls/views.py `vote`): a plain Django view, the ques
 (404 when missing), the choice among its choices, `F("votes") + 1` saved on one row, a redirect
 to the results — no authentication, no CSRF check (the bench posts no form), no dedupe, no
 idempotency, no throttle. Here the question is a sticker, the choice one of its options and the
-row the sticker's live tally (its `total_votes`); nothing else reads that row's count from this
-endpoint, and the tallies worker rebuilds it from the votes.
+row the sticker's live tally (its `total_votes`). The bench points it at a sticker of its own that
+nobody votes on; the tallies worker would rebuild that row from the votes on its next refresh.
 """
 
 from django.db.models import F
