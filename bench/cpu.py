@@ -9,7 +9,9 @@ people's tests, say): the noise of the run.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import statistics
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import psutil
@@ -169,3 +171,20 @@ def cpu_between(before: CpuSample, after: CpuSample) -> CpuUsage:
     usage.machine_busy_s = after.busy - before.busy
     usage.machine_total_s = after.total - before.total
     return usage
+
+
+def inprocess_cpu_ms(
+    cases: Mapping[str, Callable[[], object]], rounds: int, calls: int
+) -> dict[str, float]:
+    """Median CPU milliseconds per call of each case, over `rounds` interleaved rounds of
+    `calls` calls each (one untimed call first): the in-process cross-checks
+    (bench.overhead_inprocess, bench.hot_inprocess)."""
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, run in cases.items():
+            run()
+            started = time.process_time()
+            for _ in range(calls):
+                run()
+            cpu[name].append((time.process_time() - started) / calls * 1000)
+    return {name: statistics.median(values) for name, values in cpu.items()}

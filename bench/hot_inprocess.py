@@ -10,9 +10,6 @@ bare GET, bare GET behind the hot throttle, hot GET without the viewer's likes q
 """
 
 import os
-import statistics
-import time
-from collections import defaultdict
 
 import django
 
@@ -22,6 +19,7 @@ django.setup()
 from django.test import Client  # noqa: E402
 
 from analytics.api import discovery  # noqa: E402
+from bench.cpu import inprocess_cpu_ms  # noqa: E402
 from core.api.bench import BareView  # noqa: E402
 from engagement.models import DeviceToken, User  # noqa: E402
 
@@ -36,26 +34,29 @@ def main() -> None:
     _, token = DeviceToken.objects.create(user)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     liked_by = discovery.engagement_selectors.videos_liked_by
-    cpu: dict[str, list[float]] = defaultdict(list)
 
-    def rounds(name: str, path: str) -> None:
-        client.get(path)
-        started = time.process_time()
-        for _ in range(REQUESTS):
-            client.get(path)
-        cpu[name].append((time.process_time() - started) / REQUESTS * 1000)
-
-    for _ in range(ROUNDS):
-        rounds("bare GET", BARE)
-        rounds("hot GET", HOT)
+    def hot_without_likes_query() -> None:
         discovery.engagement_selectors.videos_liked_by = lambda **kwargs: set()  # type: ignore[assignment]
-        rounds("hot GET without the likes query", HOT)
-        discovery.engagement_selectors.videos_liked_by = liked_by  # type: ignore[assignment]
+        try:
+            client.get(HOT)
+        finally:
+            discovery.engagement_selectors.videos_liked_by = liked_by  # type: ignore[assignment]
+
+    def bare_behind_hot_throttle() -> None:
         BareView.throttle_classes = [discovery.HotThrottle]
-        rounds("bare GET + hot throttle", BARE)
-        BareView.throttle_classes = []
-    for name, values in cpu.items():
-        print(f"{name}: median {statistics.median(values):.3f} ms CPU per request")
+        try:
+            client.get(BARE)
+        finally:
+            BareView.throttle_classes = []
+
+    cases = {
+        "bare GET": lambda: client.get(BARE),
+        "hot GET": lambda: client.get(HOT),
+        "hot GET without the likes query": hot_without_likes_query,
+        "bare GET + hot throttle": bare_behind_hot_throttle,
+    }
+    for name, ms in inprocess_cpu_ms(cases, ROUNDS, REQUESTS).items():
+        print(f"{name}: median {ms:.3f} ms CPU per request")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,8 @@ import argparse
 import cProfile
 import os
 import pstats
-import statistics
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 
 import django
@@ -29,6 +27,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.test import Client  # noqa: E402
 
+from bench.cpu import inprocess_cpu_ms  # noqa: E402
 from core.api.bench import BareView  # noqa: E402
 from core.throttling import RequestThrottle  # noqa: E402
 from engagement.models import DeviceToken, User  # noqa: E402
@@ -98,16 +97,8 @@ def main() -> None:
         order = os.environ.get("PROFILE_SORT", "cumulative")  # or tottime
         pstats.Stats(profile).sort_stats(order).print_stats(45)
         return
-    cpu: dict[str, list[float]] = defaultdict(list)
-    for _ in range(ROUNDS):
-        for name, run in cases.items():
-            run()
-            started = time.process_time()
-            for _ in range(REQUESTS):
-                run()
-            cpu[name].append((time.process_time() - started) / REQUESTS * 1000)
-    for name, values in cpu.items():
-        print(f"{name:22} median {statistics.median(values):.3f} ms CPU per request")
+    for name, ms in inprocess_cpu_ms(cases, ROUNDS, REQUESTS).items():
+        print(f"{name:22} median {ms:.3f} ms CPU per request")
 
 
 if __name__ == "__main__":
