@@ -10,8 +10,14 @@ class CoreConfig(AppConfig):
     verbose_name = "Core plumbing"
 
     def ready(self) -> None:
+        from django.urls import register_converter
+
         # Registers the OpenAPI description of the bearer token authentication.
         from core import schema  # noqa: F401
+        from core.urls import IdConverter
+
+        # `<id:…>` in every app's URL conf, whichever of them is loaded first.
+        register_converter(IdConverter, "id")
 
         if settings.METRICS_ENABLED:
             connection_created.connect(_time_queries, dispatch_uid="core.metrics.time_queries")

@@ -1,4 +1,4 @@
-"""Path converters shared by the apps' URL confs."""
+"""Path converters shared by the apps' URL confs (registered in CoreConfig.ready)."""
 
 
 class IdConverter:

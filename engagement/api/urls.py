@@ -1,9 +1,6 @@
-from django.urls import path, register_converter
+from django.urls import path
 
-from core.urls import IdConverter
 from engagement.api import views
-
-register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("auth/register", views.RegisterView.as_view(), name="auth-register"),
