@@ -72,7 +72,7 @@ class LoadStats:
     errors: dict[str, int] = field(default_factory=dict)
     reconnects: int = 0
     late_starts: int = 0  # open loop: requests that could not start on schedule (>5 ms late)
-    cpu: CpuUsage | None = None  # filled in by the caller that sampled /proc around the run
+    cpu: CpuUsage | None = None  # filled in by the caller that sampled the CPU around the run
 
     @property
     def ok(self) -> int:

@@ -10,7 +10,6 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,43 +17,40 @@ import psycopg
 from django.db import connection
 
 from bench import fixtures
-from bench.cpu import cpu_between, cpu_sample
+from bench.cpu import peak_rss_mb
 from bench.fixtures import BenchSticker, BenchUser
 from bench.httpload import (
     Connection,
     HTTPError,
     LoadStats,
     RequestFactory,
-    ResponseHook,
     build_request,
-    closed_loop,
-    open_loop,
     percentile,
 )
+from bench.measure import (
+    BARE_PATH,
+    OPEN_PATH,
+    Alternation,
+    LagLog,
+    PollSchedule,
+    alternating,
+    auth_headers,
+    closed_load,
+    cpu_per_request,
+    cpu_ratio,
+    median_after_warmup,
+    open_load,
+    percentile_or_none,
+    rate_sustained,
+    say_load,
+    seconds,
+    server_cpu_ms,
+    statuses,
+)
 from bench.plan import Plan, Server
-from bench.stack import Proc, Processes, celery_argv, celery_ready, peak_rss_mb, say, wait_for
+from bench.stack import Proc, Processes, celery_argv, celery_ready, say, wait_for
 from polls.models import StickerResult
 from polls.services.tally import sticker_tally_refresh
-
-BARE_PATH = "/api/v1/_bench/bare"
-OPEN_PATH = "/api/v1/_bench/open"  # the bare GET without authentication
-
-
-def _auth_headers(user: BenchUser) -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {user.token}",
-        "X-Device-Id": f"bench-device-{user.id}",
-        "Accept": "application/json",
-    }
-
-
-def _settle(server: Server) -> None:
-    if server.settle is not None:
-        server.settle()
-
-
-def _run(coro: Any) -> Any:
-    return asyncio.run(coro)
 
 
 # --- vote writes -------------------------------------------------------------------------------
@@ -105,7 +101,7 @@ class VoteTraffic:
     def _headers(self, user: BenchUser) -> dict[str, str]:
         self.sent += 1
         return {
-            **_auth_headers(user),
+            **auth_headers(user),
             "Content-Type": "application/json",
             "Idempotency-Key": f"bench-{self.run_id}-{self.sent}",
         }
@@ -135,116 +131,6 @@ class VoteTraffic:
         return factory
 
 
-def _metered(server: Server, run: Callable[[], LoadStats]) -> LoadStats:
-    """Run a load and attach the CPU each component used meanwhile."""
-    before = cpu_sample(server.cpu) if server.cpu else None
-    stats = run()
-    if server.cpu and before is not None:
-        stats.cpu = cpu_between(before, cpu_sample(server.cpu))
-    return stats
-
-
-def _closed(
-    server: Server,
-    label: str,
-    factory: RequestFactory,
-    plan: Plan,
-    seconds: float,
-    hook: ResponseHook | None = None,
-) -> LoadStats:
-    def run() -> LoadStats:
-        stats: LoadStats = _run(
-            closed_loop(
-                label=label,
-                host=server.host,
-                port=server.port,
-                factory=factory,
-                connections=plan.connections,
-                duration_s=seconds,
-                max_requests=int(seconds * 20_000),
-                hook=hook,
-            )
-        )
-        return stats
-
-    return _metered(server, run)
-
-
-def _open(
-    server: Server,
-    label: str,
-    factory: RequestFactory,
-    plan: Plan,
-    rate: float,
-    seconds: float,
-    hook: ResponseHook | None = None,
-    max_requests: int | None = None,
-) -> LoadStats:
-    def run() -> LoadStats:
-        stats: LoadStats = _run(
-            open_loop(
-                label=label,
-                host=server.host,
-                port=server.port,
-                factory=factory,
-                rate=rate,
-                duration_s=seconds,
-                pool_size=plan.open_loop_pool,
-                hook=hook,
-                max_requests=max_requests,
-            )
-        )
-        return stats
-
-    return _metered(server, run)
-
-
-Side = tuple[str, RequestFactory, ResponseHook | None]
-
-
-@dataclass
-class Alternation:
-    """Both sides of an alternating comparison: totals over all rounds, and each round's rps."""
-
-    a: LoadStats
-    b: LoadStats
-    rounds: list[tuple[float, float]]  # (a rps, b rps) per round
-
-    def round_ratios(self) -> list[float]:
-        """b / a of each round: the spread shows how much the machine moved meanwhile."""
-        return [b / a for a, b in self.rounds if a > 0]
-
-
-def _alternating(server: Server, plan: Plan, pair: tuple[Side, Side]) -> Alternation:
-    """Warm both up, then alternate them in short rounds so drift in the machine hits both."""
-    side_a, side_b = pair
-    for label, factory, hook in pair:
-        _closed(server, f"warm-up {label}", factory, plan, plan.warmup_s, hook)
-    totals = {side_a[0]: LoadStats(side_a[0]), side_b[0]: LoadStats(side_b[0])}
-    rounds: list[tuple[float, float]] = []
-    for round_no in range(plan.rounds):
-        # ABBA order: neither side always runs right after the other.
-        order = (side_a, side_b) if round_no % 2 == 0 else (side_b, side_a)
-        rps: dict[str, float] = {}
-        for label, factory, hook in order:
-            stats = _closed(server, label, factory, plan, plan.round_s, hook)
-            busy = ""
-            if stats.cpu is not None and stats.cpu.machine_total_s:
-                share = stats.cpu.machine_busy_s / stats.cpu.machine_total_s
-                busy = f", machine {100 * share:.0f}% busy"
-            say(f"  round {round_no + 1}: {stats.summary()}{busy}")
-            totals[label].merge(stats)
-            rps[label] = stats.rps
-        rounds.append((rps[side_a[0]], rps[side_b[0]]))
-    return Alternation(totals[side_a[0]], totals[side_b[0]], rounds)
-
-
-def _spread(ratios: list[float]) -> dict[str, float] | None:
-    if not ratios:
-        return None
-    return {"min": min(ratios), "median": statistics.median(ratios), "max": max(ratios)}
-
-
 def phase_writes(
     server: Server, plan: Plan, users: list[BenchUser], stickers: list[BenchSticker]
 ) -> dict[str, Any]:
@@ -253,7 +139,7 @@ def phase_writes(
         f"{plan.connections} connections, {plan.rounds} x {plan.round_s:.0f}s each, alternating"
     )
     traffic = VoteTraffic(server, users, stickers)
-    writes = _alternating(
+    writes = alternating(
         server,
         plan,
         (
@@ -262,79 +148,73 @@ def phase_writes(
         ),
     )
     bare, vote = writes.a, writes.b
-    _say_total(bare)
-    _say_total(vote)
+    writes.say_totals()
     say(f"  what the vote POSTs did so far (warm-up included): {traffic.outcomes}")
-    _settle(server)
+    server.settle()
     half = max(1.0, vote.rps / 2)
     say(
         f"Vote latency, open loop at half the vote throughput: {half:.0f} req/s, "
         f"{plan.open_loop_s:.0f}s"
     )
-    vote_half = _open(
+    vote_half = open_load(
         server,
+        plan,
         "vote POST @half",
         traffic.vote(plan.open_loop_pool),
-        plan,
         half,
         plan.open_loop_s,
         hook=traffic.check,
     )
-    say(f"  {vote_half.summary()}")
-    if vote_half.cpu is not None:
-        say(f"    {vote_half.cpu.describe(vote_half.total)}")
-    bare_half = _open(
+    say_load(vote_half)
+    bare_half = open_load(
         server,
+        plan,
         "bare POST @same rate",
         traffic.bare(plan.open_loop_pool),
-        plan,
         half,
         plan.open_loop_s,
     )
     say(f"  {bare_half.summary()}")
-    tutorial_stats, full_stats, tutorial_rounds = _vote_vs_tutorial(server, plan, traffic)
+    tutorial = _vote_vs_tutorial(server, plan, traffic)
+    tutorial_stats, full_stats = tutorial.a, tutorial.b
     return {
-        "vote_vs_tutorial_ratio": (
-            full_stats.rps / tutorial_stats.rps if tutorial_stats.rps else None
-        ),
-        "vote_vs_tutorial_round_ratios": tutorial_rounds,
+        "vote_vs_tutorial_ratio": tutorial.ratio,
+        "vote_vs_tutorial_round_ratios": tutorial.round_spread(),
         "tutorial_vote_rps": tutorial_stats.rps,
         "tutorial_vote_p99_ms": tutorial_stats.p(99),
-        "tutorial_vote_statuses": _statuses(tutorial_stats),
-        "tutorial_vote_server_cpu_ms": _server_cpu_ms(tutorial_stats),
+        "tutorial_vote_statuses": statuses(tutorial_stats),
+        "tutorial_vote_server_cpu_ms": server_cpu_ms(tutorial_stats),
         "full_vote_rps": full_stats.rps,
-        "full_vote_server_cpu_ms": _server_cpu_ms(full_stats),
-        "vote_write_ratio": vote.rps / bare.rps if bare.rps else None,
-        "vote_write_round_ratios": _spread(writes.round_ratios()),
+        "full_vote_server_cpu_ms": server_cpu_ms(full_stats),
+        "vote_write_ratio": writes.ratio,
+        "vote_write_round_ratios": writes.round_spread(),
         "vote_write_rps": vote.rps,
         "bare_write_rps": bare.rps,
         "vote_p50_ms": vote.p(50),
         "vote_p99_ms": vote.p(99),
         "bare_write_p50_ms": bare.p(50),
         "bare_write_p99_ms": bare.p(99),
-        "vote_server_cpu_ms": _server_cpu_ms(vote),
-        "bare_write_server_cpu_ms": _server_cpu_ms(bare),
-        "vote_write_cpu_ratio": _cpu_ratio(vote, bare),
-        "vote_cpu_ms_per_request": _cpu(vote),
-        "bare_write_cpu_ms_per_request": _cpu(bare),
-        "vote_statuses": _statuses(vote),
+        "vote_server_cpu_ms": server_cpu_ms(vote),
+        "bare_write_server_cpu_ms": server_cpu_ms(bare),
+        "vote_write_cpu_ratio": cpu_ratio(vote, bare),
+        "vote_cpu_ms_per_request": cpu_per_request(vote),
+        "bare_write_cpu_ms_per_request": cpu_per_request(bare),
+        "vote_statuses": statuses(vote),
         "vote_outcomes": traffic.outcomes,
-        "bare_write_statuses": _statuses(bare),
+        "bare_write_statuses": statuses(bare),
         "half_rate_rps": half,
         "vote_p50_ms_at_half_rate": vote_half.p(50),
         "vote_p99_ms_at_half_rate": vote_half.p(99),
         "vote_half_rate_achieved_rps": vote_half.rps,
-        "vote_half_rate_statuses": _statuses(vote_half),
+        "vote_half_rate_statuses": statuses(vote_half),
         "bare_write_p50_ms_at_half_rate": bare_half.p(50),
         "bare_write_p99_ms_at_half_rate": bare_half.p(99),
     }
 
 
-def _vote_vs_tutorial(
-    server: Server, plan: Plan, traffic: VoteTraffic
-) -> tuple[LoadStats, LoadStats, dict[str, float] | None]:
+def _vote_vs_tutorial(server: Server, plan: Plan, traffic: VoteTraffic) -> Alternation:
     """The full vote against the Django tutorial's (polls/api/bench.py: one row's F("votes") + 1,
-    no authentication), alternating on the same server: (tutorial, full vote, per round)."""
+    no authentication), alternating on the same server: a is the tutorial, b the full vote."""
     creator, video_id = fixtures.creator_video("bench-tutorial")
     question = fixtures.poll_stickers_create(creator, video_id, 1)[0]
     sticker_tally_refresh(sticker_id=question.id)
@@ -349,7 +229,7 @@ def _vote_vs_tutorial(
         f"Full vote vs the tutorial's vote (POST {path}: F('votes') + 1, no authentication), "
         f"{plan.connections} connections, {plan.rounds} x {plan.round_s:.0f}s each, alternating"
     )
-    pair = _alternating(
+    pair = alternating(
         server,
         plan,
         (
@@ -357,50 +237,8 @@ def _vote_vs_tutorial(
             ("vote POST", traffic.vote(plan.connections), traffic.check),
         ),
     )
-    _say_total(pair.a)
-    _say_total(pair.b)
-    return pair.a, pair.b, _spread(pair.round_ratios())
-
-
-def _say_total(stats: LoadStats) -> None:
-    say(f"  total {stats.summary()}")
-    if stats.cpu is not None:
-        say(f"    {stats.cpu.describe(stats.total)}")
-
-
-def _cpu(stats: LoadStats) -> dict[str, float] | None:
-    """CPU milliseconds per request by component, and the share of the machine used by others."""
-    if stats.cpu is None:
-        return None
-    figures = stats.cpu.per_request_ms(stats.total)
-    figures["other_processes_share"] = stats.cpu.other_share()
-    return figures
-
-
-# Not the server's own work: the load generator, sums, and the server-wide short-lived backends
-# (they include other clients' connections on a shared machine; reported, not attributed).
-NOT_SERVER = ("loadgen", "total", "other_processes_share", "postgres_short_lived")
-
-
-def _server_cpu_ms(stats: LoadStats) -> float | None:
-    """CPU ms per request spent by the server's own processes (see NOT_SERVER)."""
-    per = _cpu(stats)
-    if not per:
-        return None
-    return sum(value for name, value in per.items() if name not in NOT_SERVER)
-
-
-def _cpu_ratio(full: LoadStats, bare: LoadStats) -> float | None:
-    """bare CPU cost / full CPU cost per request: the throughput ratio a CPU-bound server would
-    reach if nothing else ran on the machine (a cross-check that other load does not move)."""
-    full_ms, bare_ms = _server_cpu_ms(full), _server_cpu_ms(bare)
-    return bare_ms / full_ms if full_ms and bare_ms else None
-
-
-def _statuses(stats: LoadStats) -> dict[str, int]:
-    found = {str(status): count for status, count in sorted(stats.statuses.items())}
-    found.update({f"error:{kind}": count for kind, count in stats.errors.items()})
-    return found
+    pair.say_totals()
+    return pair
 
 
 # --- results reads -----------------------------------------------------------------------------
@@ -412,7 +250,7 @@ def phase_reads(
         f"{plan.connections} connections, {plan.rounds} x {plan.round_s:.0f}s each, alternating"
     )
     # Live tallies as the tallies worker leaves them (also when this phase runs alone).
-    _settle(server)
+    server.settle()
     for sticker in stickers:
         sticker_tally_refresh(sticker_id=sticker.id)
     cursors: dict[int, int] = {}
@@ -429,17 +267,16 @@ def phase_reads(
             "GET",
             f"/api/v1/stickers/{sticker.id}/results",
             server.host_header,
-            _auth_headers(user),
+            auth_headers(user),
         )
 
     def bare(index: int, seq: int) -> bytes:
         user, _sticker = pick(index)
-        return build_request("GET", BARE_PATH, server.host_header, _auth_headers(user))
+        return build_request("GET", BARE_PATH, server.host_header, auth_headers(user))
 
-    reads = _alternating(server, plan, (("bare GET", bare, None), ("results GET", results, None)))
+    reads = alternating(server, plan, (("bare GET", bare, None), ("results GET", results, None)))
     bare_stats, results_stats = reads.a, reads.b
-    _say_total(bare_stats)
-    _say_total(results_stats)
+    reads.say_totals()
 
     def open_get(index: int, seq: int) -> bytes:
         return build_request("GET", OPEN_PATH, server.host_header, {"Accept": "application/json"})
@@ -448,46 +285,37 @@ def phase_reads(
         f"Authentication's cost: GET {BARE_PATH} (device token) vs GET {OPEN_PATH} (none), "
         f"{plan.connections} connections, {plan.rounds} x {plan.round_s:.0f}s each, alternating"
     )
-    auth = _alternating(
+    auth = alternating(
         server, plan, (("open GET", open_get, None), ("bare GET (authenticated)", bare, None))
     )
-    _say_total(auth.a)
-    _say_total(auth.b)
+    auth.say_totals()
     return {
-        "auth_overhead_ratio": auth.b.rps / auth.a.rps if auth.a.rps else None,
-        "auth_overhead_round_ratios": _spread(auth.round_ratios()),
+        "auth_overhead_ratio": auth.ratio,
+        "auth_overhead_round_ratios": auth.round_spread(),
         "open_get_rps": auth.a.rps,
         "authenticated_get_rps": auth.b.rps,
-        "open_get_server_cpu_ms": _server_cpu_ms(auth.a),
-        "authenticated_get_server_cpu_ms": _server_cpu_ms(auth.b),
-        "open_get_statuses": _statuses(auth.a),
-        "results_read_ratio": results_stats.rps / bare_stats.rps if bare_stats.rps else None,
-        "results_read_round_ratios": _spread(reads.round_ratios()),
+        "open_get_server_cpu_ms": server_cpu_ms(auth.a),
+        "authenticated_get_server_cpu_ms": server_cpu_ms(auth.b),
+        "open_get_statuses": statuses(auth.a),
+        "results_read_ratio": reads.ratio,
+        "results_read_round_ratios": reads.round_spread(),
         "results_read_rps": results_stats.rps,
         "bare_read_rps": bare_stats.rps,
         "results_p50_ms": results_stats.p(50),
         "results_p99_ms": results_stats.p(99),
         "bare_read_p50_ms": bare_stats.p(50),
         "bare_read_p99_ms": bare_stats.p(99),
-        "results_server_cpu_ms": _server_cpu_ms(results_stats),
-        "bare_read_server_cpu_ms": _server_cpu_ms(bare_stats),
-        "results_read_cpu_ratio": _cpu_ratio(results_stats, bare_stats),
-        "results_cpu_ms_per_request": _cpu(results_stats),
-        "bare_read_cpu_ms_per_request": _cpu(bare_stats),
-        "results_statuses": _statuses(results_stats),
-        "bare_read_statuses": _statuses(bare_stats),
+        "results_server_cpu_ms": server_cpu_ms(results_stats),
+        "bare_read_server_cpu_ms": server_cpu_ms(bare_stats),
+        "results_read_cpu_ratio": cpu_ratio(results_stats, bare_stats),
+        "results_cpu_ms_per_request": cpu_per_request(results_stats),
+        "bare_read_cpu_ms_per_request": cpu_per_request(bare_stats),
+        "results_statuses": statuses(results_stats),
+        "bare_read_statuses": statuses(bare_stats),
     }
 
 
 # --- live lag ----------------------------------------------------------------------------------
-@dataclass
-class LagLog:
-    commits: list[float] = field(default_factory=list)  # when each 2xx vote answer was read
-    polls: list[tuple[float, float, int]] = field(default_factory=list)  # (sent, read, total)
-    poll_errors: int = 0
-    load_done: bool = False
-
-
 def lag_samples(
     commits: list[float], polls: list[tuple[float, float, int]], *, at_read: bool = False
 ) -> list[float]:
@@ -532,7 +360,7 @@ def _lag_attempt(
             f"/api/v1/stickers/{sticker.id}/votes",
             server.host_header,
             {
-                **_auth_headers(voter),
+                **auth_headers(voter),
                 "Content-Type": "application/json",
                 "Idempotency-Key": f"bench-lag-{os.getpid()}-{sticker.id}-{seq}",
             },
@@ -558,7 +386,7 @@ def _lag_attempt(
     async def poller() -> None:
         # Polls are scheduled every interval (open loop), each on a free connection of a small
         # pool, so a slow answer does not thin out the samples.
-        raw = build_request("GET", results_path, server.host_header, _auth_headers(reader))
+        raw = build_request("GET", results_path, server.host_header, auth_headers(reader))
         pool: asyncio.Queue[Connection] = asyncio.Queue()
         for _ in range(8):
             pool.put_nowait(Connection(server.host, server.port, 10.0))
@@ -571,20 +399,14 @@ def _lag_attempt(
             finally:
                 pool.put_nowait(conn)
 
-        started = time.perf_counter()
-        hard_stop = started + plan.lag_s + plan.lag_tail_s + 30
-        load_done_at: float | None = None
+        schedule = PollSchedule(
+            plan.lag_poll_interval_s, plan.lag_s + plan.lag_tail_s + 30, plan.lag_tail_s
+        )
         try:
-            for tick_no in range(int((hard_stop - started) / plan.lag_poll_interval_s) + 1):
-                tick = started + tick_no * plan.lag_poll_interval_s
-                await asyncio.sleep(max(0.0, tick - time.perf_counter()))
-                if time.perf_counter() >= hard_stop:
+            for tick in schedule.ticks():
+                await asyncio.sleep(schedule.wait(tick))
+                if schedule.over(tick, log.load_done, log.caught_up):
                     break
-                if log.load_done:
-                    load_done_at = load_done_at or tick
-                    caught_up = bool(log.polls) and log.polls[-1][2] >= len(log.commits)
-                    if caught_up or tick - load_done_at > plan.lag_tail_s:
-                        break
                 task = asyncio.ensure_future(one())
                 pending.add(task)
                 task.add_done_callback(pending.discard)
@@ -596,39 +418,28 @@ def _lag_attempt(
             while not pool.empty():
                 pool.get_nowait().close()
 
-    async def load() -> LoadStats:
-        try:
-            return await open_loop(
-                label="lag vote POST",
-                host=server.host,
-                port=server.port,
-                factory=factory,
-                rate=rate,
-                duration_s=plan.lag_s,
-                pool_size=plan.open_loop_pool,
-                hook=hook,
-                max_requests=count,
-            )
-        finally:
-            log.load_done = True
+    def load_done() -> None:
+        log.load_done = True
 
-    async def both() -> LoadStats:
-        stats, _ = await asyncio.gather(load(), poller())
-        return stats
-
-    stats: LoadStats = _metered(server, lambda: _run(both()))
+    stats = open_load(
+        server,
+        plan,
+        "lag vote POST",
+        factory,
+        rate,
+        plan.lag_s,
+        hook=hook,
+        max_requests=count,
+        beside=poller,
+        on_done=load_done,
+    )
     return stats, log
 
 
 def _sustained(stats: LoadStats, rate: float, log: LagLog, plan: Plan) -> bool:
-    """Did the server keep up with the offered vote rate (else the rate was not sustained)?"""
+    """Did the server keep up with the offered vote rate, and the poller with its schedule?"""
     expected_polls = plan.lag_s / plan.lag_poll_interval_s
-    return (
-        stats.rps >= 0.9 * rate
-        and stats.p(50) < 500
-        and len(log.polls) >= 0.8 * expected_polls
-        and not stats.errors
-    )
+    return rate_sustained(stats, rate) and len(log.polls) >= 0.8 * expected_polls
 
 
 def phase_lag(
@@ -646,11 +457,9 @@ def phase_lag(
             f"{100 * rate / capacity:.0f}% of the vote capacity) on one sticker, results "
             f"polled every {plan.lag_poll_interval_s * 1000:.0f} ms"
         )
-        _settle(server)
+        server.settle()
         stats, log = _lag_attempt(server, plan, voters, reader, sticker, rate)
-        say(f"  {stats.summary()}")
-        if stats.cpu is not None:
-            say(f"    {stats.cpu.describe(stats.total)} (incl. the results reads)")
+        say_load(stats, note=" (incl. the results reads)")
         sustained = _sustained(stats, rate, log, plan)
         if sustained or attempt == 2:
             break
@@ -677,10 +486,10 @@ def phase_lag(
     )
     return {
         "live_lag_s": max(samples, default=None),
-        "live_lag_p95_s": percentile(samples, 95) if samples else None,
-        "live_lag_p50_s": percentile(samples, 50) if samples else None,
+        "live_lag_p95_s": percentile_or_none(samples, 95),
+        "live_lag_p50_s": percentile_or_none(samples, 50),
         "live_lag_upper_s": max(upper, default=None),
-        "live_lag_upper_p95_s": percentile(upper, 95) if upper else None,
+        "live_lag_upper_p95_s": percentile_or_none(upper, 95),
         "live_lag_vote_rate": rate,
         "live_lag_rate_fraction": rate / capacity if capacity else None,
         "live_lag_rate_sustained": sustained,
@@ -689,13 +498,13 @@ def phase_lag(
         "live_lag_vote_p50_ms": stats.p(50),
         "live_lag_vote_p99_ms": stats.p(99),
         "live_lag_polls": len(log.polls),
-        "live_lag_poll_p50_ms": percentile(poll_ms, 50) if poll_ms else None,
-        "live_lag_poll_p99_ms": percentile(poll_ms, 99) if poll_ms else None,
+        "live_lag_poll_p50_ms": percentile_or_none(poll_ms, 50),
+        "live_lag_poll_p99_ms": percentile_or_none(poll_ms, 99),
         "live_lag_poll_errors": log.poll_errors,
         "live_lag_final_total": last_total,
         "live_lag_caught_up_after_s": caught_up_after,
-        "live_lag_vote_statuses": _statuses(stats),
-        "live_lag_cpu_ms_per_vote": _cpu(stats),
+        "live_lag_vote_statuses": statuses(stats),
+        "live_lag_cpu_ms_per_vote": cpu_per_request(stats),
     }
 
 
@@ -704,8 +513,8 @@ def vote_capacity_probe(
 ) -> float:
     """A short closed-loop vote run, for the lag rate when the writes phase did not run."""
     traffic = VoteTraffic(server, users, stickers)
-    _closed(server, "probe warm-up", traffic.vote(plan.connections), plan, plan.warmup_s)
-    stats = _closed(server, "vote probe", traffic.vote(plan.connections), plan, 3.0)
+    closed_load(server, plan, "probe warm-up", traffic.vote(plan.connections), plan.warmup_s)
+    stats = closed_load(server, plan, "vote probe", traffic.vote(plan.connections), 3.0)
     say(f"  capacity probe: {stats.summary()}")
     return stats.rps
 
@@ -719,12 +528,22 @@ GROUP_BY_SQL = """
 """
 
 
-def _group_by(database_url: str, sticker_id: int) -> tuple[float, dict[int, int]]:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        started = time.perf_counter()
-        rows = conn.execute(GROUP_BY_SQL, [sticker_id]).fetchall()
-        elapsed = time.perf_counter() - started
-    return elapsed, {int(option): int(votes) for option, votes in rows}
+@dataclass
+class GroupBy:
+    """The plain GROUP BY of one sticker's votes, each run on a fresh connection."""
+
+    database_url: str
+    sticker_id: int
+    counts: dict[int, int] = field(default_factory=dict)  # option -> votes, of the last run
+
+    def run(self) -> float:
+        """Seconds the statement took (the connection made before the clock starts)."""
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            started = time.perf_counter()
+            rows = conn.execute(GROUP_BY_SQL, [self.sticker_id]).fetchall()
+            elapsed = time.perf_counter() - started
+        self.counts = {int(option): int(votes) for option, votes in rows}
+        return elapsed
 
 
 def phase_finalize(
@@ -747,23 +566,17 @@ def phase_finalize(
     fixtures.sticker_set_closed(sticker.id)
 
     # (a) the plain GROUP BY: one warm-up (same buffer cache for both sides), then the median.
-    _group_by(database_url, sticker.id)
-    group_times = []
-    expected: dict[int, int] = {}
-    for _ in range(3):
-        elapsed, expected = _group_by(database_url, sticker.id)
-        group_times.append(elapsed)
-    group_by_s = statistics.median(group_times)
+    group_by = GroupBy(database_url, sticker.id)
+    group_by_s, group_times = median_after_warmup(group_by.run)
+    expected = group_by.counts
     with psycopg.connect(database_url, autocommit=True) as conn:
         plan_rows = conn.execute("EXPLAIN " + GROUP_BY_SQL, [sticker.id]).fetchall()
         # For context: the same query without parallel workers (INSERT … SELECT, as finalize
         # runs it, cannot use them).
         conn.execute("SET max_parallel_workers_per_gather = 0")
-        serial_times = []
-        for _ in range(3):
-            started = time.perf_counter()
-            conn.execute(GROUP_BY_SQL, [sticker.id]).fetchall()
-            serial_times.append(time.perf_counter() - started)
+        serial_times = [
+            seconds(lambda: conn.execute(GROUP_BY_SQL, [sticker.id]).fetchall()) for _ in range(3)
+        ]
     group_by_plan = [str(row[0]) for row in plan_rows]
     group_by_serial_s = statistics.median(serial_times)
     runs = ", ".join(f"{t:.3f}s" for t in group_times)
