@@ -257,7 +257,7 @@ class Run:
         import django
 
         django.setup()
-        from bench import fixtures, phases, reward_phases
+        from bench import fixtures, poll_phases, reward_phases
 
         users = fixtures.users_create("bench-w-", plan.write_users)
         creator, video_id = fixtures.creator_video("bench-creator")
@@ -299,7 +299,7 @@ class Run:
             f"{args.worker_class}, threads {args.web_threads}); Celery workers: tallies pid "
             f"{tally_worker.pid}, {','.join(other_queues)} pid {other_worker.pid} (solo each)"
         )
-        server = phases.Server(
+        server = poll_phases.Server(
             "127.0.0.1",
             port,
             CpuGroups(
@@ -313,25 +313,25 @@ class Run:
 
         if "writes" in args.phases:
             started = time.monotonic()
-            self.results.update(phases.phase_writes(server, plan, users, stickers))
+            self.results.update(poll_phases.phase_writes(server, plan, users, stickers))
             self.timed("writes", started)
         if "reads" in args.phases:
             started = time.monotonic()
-            self.results.update(phases.phase_reads(server, plan, users, stickers))
+            self.results.update(poll_phases.phase_reads(server, plan, users, stickers))
             self.timed("reads", started)
         if "lag" in args.phases:
             started = time.monotonic()
-            capacity = self.results.get("vote_write_rps") or phases.vote_capacity_probe(
+            capacity = self.results.get("vote_write_rps") or poll_phases.vote_capacity_probe(
                 server, plan, users, stickers
             )
             self.results.update(
-                phases.phase_lag(server, plan, (creator, video_id), float(capacity))
+                poll_phases.phase_lag(server, plan, (creator, video_id), float(capacity))
             )
             self.timed("lag", started)
         if "finalize" in args.phases:
             started = time.monotonic()
             self.results.update(
-                phases.phase_finalize(plan, self.processes, (creator, video_id), scratch_url)
+                poll_phases.phase_finalize(plan, self.processes, (creator, video_id), scratch_url)
             )
             self.timed("finalize", started)
         if "fanout" in args.phases:
