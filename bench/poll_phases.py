@@ -443,8 +443,17 @@ def _sustained(stats: LoadStats, rate: float, log: LagLog, plan: Plan) -> bool:
 
 
 def phase_lag(
-    server: Server, plan: Plan, creator_video: tuple[Any, int], capacity: float
+    server: Server,
+    plan: Plan,
+    users: list[BenchUser],
+    stickers: list[BenchSticker],
+    creator_video: tuple[Any, int],
+    results: dict[str, Any],
 ) -> dict[str, Any]:
+    """Votes at half the vote capacity (from the writes phase, else a short probe)."""
+    capacity = float(
+        results.get("vote_write_rps") or vote_capacity_probe(server, plan, users, stickers)
+    )
     creator, video_id = creator_video
     rate = max(5.0, plan.lag_rate_fraction * capacity)
     for attempt in (1, 2):

@@ -329,12 +329,13 @@ def _round_ratios(times: dict[str, list[float]]) -> dict[str, float] | None:
 
 
 def phase_fanout(
+    server: Server,
     plan: Plan,
     processes: Processes,
     creator_video: tuple[Any, int],
     database_url: str,
-    settle: Callable[[], object],
 ) -> dict[str, Any]:
+    settle = server.settle
     creator, video_id = creator_video
     winners = plan.fanout_winners
     losers, uncounted = winners // 2, winners // 100
