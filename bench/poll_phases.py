@@ -1,6 +1,9 @@
-"""The measured phases (import only after django.setup()).
+"""The polls' phases (import only after django.setup()): `writes` (votes vs the bare POST, at
+half rate, vs the tutorial's vote), `reads` (results vs the bare GET, and authentication's
+cost), `lag` (live results behind committed votes) and `finalize` (1,000,000 votes).
 
-Each phase returns a flat dict of figures (the JSON keys) and prints what it measured.
+Each phase returns a flat dict of figures (the JSON keys) and prints what it measured; its row
+in bench.phases names what it needs and its targets.
 """
 
 from __future__ import annotations
