@@ -172,17 +172,7 @@ def world_create(plan: Plan) -> World:
             f"unnest(%s::bigint[], %s::timestamptz[]) AS d(id, t) WHERE v.id = d.id",
             [slots, published],
         )
-        cursor.execute(
-            f"""
-            INSERT INTO {USER}
-                (password, last_login, is_superuser, username, first_name, last_name, email,
-                 is_staff, is_active, date_joined, display_name)
-            SELECT '!', NULL, false, %s || g, '', '', '', false, true, now(), ''
-            FROM generate_series(1, %s) AS g
-            RETURNING id
-            """,
-            [f"bench-af{pid}-", shape["fans"]],
-        )
+        cursor.execute(fixtures.USERS_INSERT + "RETURNING id", [f"bench-af{pid}-", shape["fans"]])
         ids = [row[0] for row in cursor.fetchall()]
     base = min(ids)
     if max(ids) - base + 1 != len(ids):
