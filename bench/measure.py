@@ -1,7 +1,8 @@
 """How the phases measure: loads metered by CPU, alternating comparisons, the figures of a load.
 
-Every phase module uses these (no private imports across modules). No Django imports here.
+Shared by every phase module; no Django imports here.
 
+- `BARE_PATH`, `OPEN_PATH`: the baselines; `auth_headers`: a bench user's request headers;
 - `closed_load` / `open_load`: one run of `bench.httpload`'s drivers against the server, with
   the CPU each component used meanwhile (`metered`); an open load can run a poller beside it;
 - `alternating`: two sides warmed up, then alternated in short rounds (ABBA), so drift in the
