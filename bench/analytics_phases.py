@@ -37,22 +37,24 @@ from analytics.services import rollups as rollups_service
 from analytics.services import trending as trending_service
 from bench import fixtures
 from bench.fixtures import BenchUser
-from bench.httpload import Connection, HTTPError, LoadStats, build_request, open_loop, percentile
-from bench.phases import (
+from bench.httpload import Connection, HTTPError, RequestFactory, build_request, percentile
+from bench.measure import (
     BARE_PATH,
+    LagLog,
+    PollSchedule,
     Side,
-    _alternating,
-    _auth_headers,
-    _cpu,
-    _cpu_ratio,
-    _metered,
-    _open,
-    _run,
-    _say_total,
-    _server_cpu_ms,
-    _settle,
-    _spread,
-    _statuses,
+    alternating,
+    auth_headers,
+    cpu_per_request,
+    cpu_ratio,
+    median_after_warmup,
+    open_load,
+    percentile_or_none,
+    rate_sustained,
+    say_load,
+    seconds,
+    server_cpu_ms,
+    statuses,
 )
 from bench.plan import Plan, Server
 from bench.stack import ROOT, say
@@ -170,17 +172,7 @@ def world_create(plan: Plan) -> World:
             f"unnest(%s::bigint[], %s::timestamptz[]) AS d(id, t) WHERE v.id = d.id",
             [slots, published],
         )
-        cursor.execute(
-            f"""
-            INSERT INTO {USER}
-                (password, last_login, is_superuser, username, first_name, last_name, email,
-                 is_staff, is_active, date_joined, display_name)
-            SELECT '!', NULL, false, %s || g, '', '', '', false, true, now(), ''
-            FROM generate_series(1, %s) AS g
-            RETURNING id
-            """,
-            [f"bench-af{pid}-", shape["fans"]],
-        )
+        cursor.execute(fixtures.USERS_INSERT + "RETURNING id", [f"bench-af{pid}-", shape["fans"]])
         ids = [row[0] for row in cursor.fetchall()]
     base = min(ids)
     if max(ids) - base + 1 != len(ids):
@@ -349,17 +341,16 @@ def _rebuild(what: str, timeout_s: float) -> float | None:
 
 def _group_by(database_url: str, statements: list[str]) -> float:
     """One warm-up, then the median of 3 runs of all the statements."""
-    times = []
     with psycopg.connect(
         database_url, autocommit=True, options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
     ) as conn:
-        for run in range(4):
-            started = time.perf_counter()
+
+        def all_statements() -> None:
             for statement in statements:
                 conn.execute(statement).fetchall()
-            if run:
-                times.append(time.perf_counter() - started)
-    return statistics.median(times)
+
+        median, _times = median_after_warmup(lambda: seconds(all_statements))
+    return median
 
 
 def rebuilds_measure(database_url: str, plan: Plan, label: str) -> dict[str, Any]:
@@ -407,8 +398,8 @@ def _s(value: float | None) -> str:
 
 
 # --- reads -------------------------------------------------------------------------------------
-def _get(server: Server, path: str, user: BenchUser) -> Any:
-    raw = build_request("GET", path, server.host_header, _auth_headers(user))
+def _get(server: Server, path: str, user: BenchUser) -> RequestFactory:
+    raw = build_request("GET", path, server.host_header, auth_headers(user))
 
     def factory(index: int, seq: int) -> bytes:
         return raw
@@ -421,13 +412,13 @@ def _check_ok(server: Server, path: str, user: BenchUser) -> dict[str, Any]:
         conn = Connection(server.host, server.port, 30.0)
         try:
             status, body, _ = await conn.request(
-                build_request("GET", path, server.host_header, _auth_headers(user))
+                build_request("GET", path, server.host_header, auth_headers(user))
             )
             return status, body
         finally:
             conn.close()
 
-    status, body = _run(once())
+    status, body = asyncio.run(once())
     if status != 200:
         raise RuntimeError(f"GET {path}: {status} {body[:300]!r}")
     document: dict[str, Any] = json.loads(body)
@@ -477,22 +468,21 @@ def reads_measure(server: Server, plan: Plan, world: World, label: str) -> dict[
             ("bare GET", bare, None),
             (f"{name} analytics GET", _get(server, path, world.creator), None),
         )
-        alt = _alternating(server, plan, pair)
-        _say_total(alt.a)
-        _say_total(alt.b)
+        alt = alternating(server, plan, pair)
+        alt.say_totals()
         figures.update(
             {
-                f"{name}_read_ratio": alt.b.rps / alt.a.rps if alt.a.rps else None,
-                f"{name}_read_round_ratios": _spread(alt.round_ratios()),
+                f"{name}_read_ratio": alt.ratio,
+                f"{name}_read_round_ratios": alt.round_spread(),
                 f"{name}_read_rps": alt.b.rps,
                 f"{name}_bare_rps": alt.a.rps,
                 f"{name}_p50_ms": alt.b.p(50),
                 f"{name}_p99_ms": alt.b.p(99),
-                f"{name}_server_cpu_ms": _server_cpu_ms(alt.b),
-                f"{name}_bare_server_cpu_ms": _server_cpu_ms(alt.a),
-                f"{name}_cpu_ratio": _cpu_ratio(alt.b, alt.a),
-                f"{name}_cpu_ms_per_request": _cpu(alt.b),
-                f"{name}_statuses": _statuses(alt.b),
+                f"{name}_server_cpu_ms": server_cpu_ms(alt.b),
+                f"{name}_bare_server_cpu_ms": server_cpu_ms(alt.a),
+                f"{name}_cpu_ratio": cpu_ratio(alt.b, alt.a),
+                f"{name}_cpu_ms_per_request": cpu_per_request(alt.b),
+                f"{name}_statuses": statuses(alt.b),
             }
         )
     return figures
@@ -508,22 +498,20 @@ def half_rate_measure(
     }
     for name, path in paths.items():
         half = max(1.0, rps[name] / 2)
-        stats = _open(
+        stats = open_load(
             server,
+            plan,
             f"{name} analytics GET @half",
             _get(server, path, world.creator),
-            plan,
             half,
             plan.open_loop_s,
         )
-        say(f"  {stats.summary()}")
-        if stats.cpu is not None:
-            say(f"    {stats.cpu.describe(stats.total)}")
+        say_load(stats)
         figures[f"{name}_half_rate_rps"] = half
         figures[f"{name}_p50_ms_at_half_rate"] = stats.p(50)
         figures[f"{name}_p99_ms_at_half_rate"] = stats.p(99)
         figures[f"{name}_half_rate_achieved_rps"] = stats.rps
-        figures[f"{name}_half_rate_statuses"] = _statuses(stats)
+        figures[f"{name}_half_rate_statuses"] = statuses(stats)
     return figures
 
 
@@ -535,31 +523,22 @@ def hot_measure(server: Server, plan: Plan, world: World) -> dict[str, Any]:
         ("bare GET", _get(server, BARE_PATH, world.reader), None),
         ("hot GET", _get(server, path, world.reader), None),
     )
-    alt = _alternating(server, plan, pair)
-    _say_total(alt.a)
-    _say_total(alt.b)
+    alt = alternating(server, plan, pair)
+    alt.say_totals()
     return {
-        "hot_read_ratio": alt.b.rps / alt.a.rps if alt.a.rps else None,
-        "hot_read_round_ratios": _spread(alt.round_ratios()),
+        "hot_read_ratio": alt.ratio,
+        "hot_read_round_ratios": alt.round_spread(),
         "hot_read_rps": alt.b.rps,
         "hot_bare_rps": alt.a.rps,
         "hot_p99_ms": alt.b.p(99),
-        "hot_server_cpu_ms": _server_cpu_ms(alt.b),
-        "hot_bare_server_cpu_ms": _server_cpu_ms(alt.a),
-        "hot_cpu_ms_per_request": _cpu(alt.b),
-        "hot_statuses": _statuses(alt.b),
+        "hot_server_cpu_ms": server_cpu_ms(alt.b),
+        "hot_bare_server_cpu_ms": server_cpu_ms(alt.a),
+        "hot_cpu_ms_per_request": cpu_per_request(alt.b),
+        "hot_statuses": statuses(alt.b),
     }
 
 
 # --- commit-to-visible lag ---------------------------------------------------------------------
-@dataclass
-class LagLog:
-    commits: list[float] = field(default_factory=list)  # when each like's 2xx arrived
-    polls: list[tuple[float, float, int]] = field(default_factory=list)  # (sent, read, likes)
-    poll_errors: int = 0
-    load_done: bool = False
-
-
 def lag_samples(commits: list[float], polls: list[tuple[float, float, int]]) -> list[float]:
     """For the i-th committed like (in commit order): the first read (by time sent) showing at
     least i + 1 likes, its answer's arrival minus the commit (0 when it was sent before). The
@@ -577,10 +556,10 @@ def lag_samples(commits: list[float], polls: list[tuple[float, float, int]]) -> 
 
 def lag_measure(server: Server, plan: Plan, world: World) -> dict[str, Any]:
     rate = 10.0 if plan.quick else 20.0
-    seconds = 10.0 if plan.quick else 40.0
+    load_s = 10.0 if plan.quick else 40.0
     interval = 0.5
     tail = 90.0
-    count = int(rate * seconds)
+    count = int(rate * load_s)
     likers = fixtures.users_create(f"bench-al{os.getpid()}-", count)
     creator = User.objects.get(pk=world.creator.id)
     # A fresh video of the big creator: its window holds exactly the likes of this test (the
@@ -598,12 +577,12 @@ def lag_measure(server: Server, plan: Plan, world: World) -> dict[str, Any]:
         f"PUT /videos/{{id}}/like on a new video of the big creator), GET {poll_path} polled "
         f"every {interval * 1000:.0f} ms by the creator until every like shows (tail {tail:.0f}s)"
     )
-    _settle(server)
+    server.settle()
     log = LagLog()
 
     def factory(index: int, seq: int) -> bytes:
         return build_request(
-            "PUT", f"/api/v1/videos/{video_id}/like", server.host_header, _auth_headers(likers[seq])
+            "PUT", f"/api/v1/videos/{video_id}/like", server.host_header, auth_headers(likers[seq])
         )
 
     def hook(seq: int, status: int, body: bytes, sent: float, done: float) -> None:
@@ -611,22 +590,14 @@ def lag_measure(server: Server, plan: Plan, world: World) -> dict[str, Any]:
             log.commits.append(done)
 
     async def poller() -> None:
-        raw = build_request("GET", poll_path, server.host_header, _auth_headers(world.creator))
+        raw = build_request("GET", poll_path, server.host_header, auth_headers(world.creator))
         conn = Connection(server.host, server.port, 10.0)
-        started = time.perf_counter()
-        hard_stop = started + seconds + tail + 30
-        load_done_at: float | None = None
+        schedule = PollSchedule(interval, load_s + tail + 30, tail)
         try:
-            for tick_no in range(int((hard_stop - started) / interval) + 1):
-                tick = started + tick_no * interval
-                await asyncio.sleep(max(0.0, tick - time.perf_counter()))
-                if time.perf_counter() >= hard_stop:
+            for tick in schedule.ticks():
+                await asyncio.sleep(schedule.wait(tick))
+                if schedule.over(tick, log.load_done, log.caught_up):
                     break
-                if log.load_done:
-                    load_done_at = load_done_at or tick
-                    caught_up = bool(log.polls) and log.polls[-1][2] >= len(log.commits)
-                    if caught_up or tick - load_done_at > tail:
-                        break
                 sent = time.perf_counter()
                 try:
                     status, body, _ = await conn.request(raw)
@@ -641,33 +612,25 @@ def lag_measure(server: Server, plan: Plan, world: World) -> dict[str, Any]:
         finally:
             conn.close()
 
-    async def load() -> LoadStats:
-        try:
-            return await open_loop(
-                label="lag like PUT",
-                host=server.host,
-                port=server.port,
-                factory=factory,
-                rate=rate,
-                duration_s=seconds,
-                pool_size=plan.open_loop_pool,
-                hook=hook,
-                max_requests=count,
-            )
-        finally:
-            log.load_done = True
+    def load_done() -> None:
+        log.load_done = True
 
-    async def both() -> LoadStats:
-        stats, _ = await asyncio.gather(load(), poller())
-        return stats
-
-    stats: LoadStats = _metered(server, lambda: _run(both()))
-    say(f"    {stats.summary()}")
-    if stats.cpu is not None:
-        say(f"    {stats.cpu.describe(stats.total)} (incl. the analytics reads)")
+    stats = open_load(
+        server,
+        plan,
+        "lag like PUT",
+        factory,
+        rate,
+        load_s,
+        hook=hook,
+        max_requests=count,
+        beside=poller,
+        on_done=load_done,
+    )
+    say_load(stats, prefix="    ", note=" (incl. the analytics reads)")
     samples = lag_samples(log.commits, log.polls)
     missing = len(log.commits) - len(samples)
-    sustained = stats.rps >= 0.9 * rate and not stats.errors
+    sustained = rate_sustained(stats, rate, max_p50_ms=None)
     final = log.polls[-1][2] if log.polls else 0
     say(
         f"    {len(log.commits)} likes committed, {len(log.polls)} reads, the last shows {final}; "
@@ -679,16 +642,16 @@ def lag_measure(server: Server, plan: Plan, world: World) -> dict[str, Any]:
     return {
         # A like never seen within the tail counts as lagging by more than the tail.
         "analytics_lag_p99_s": (
-            percentile(samples + [tail + seconds] * missing, 99) if log.commits else None
+            percentile(samples + [tail + load_s] * missing, 99) if log.commits else None
         ),
-        "analytics_lag_p50_s": percentile(samples, 50) if samples else None,
+        "analytics_lag_p50_s": percentile_or_none(samples, 50),
         "analytics_lag_max_s": max(samples, default=None),
         "analytics_lag_likes": len(log.commits),
         "analytics_lag_missing": missing,
         "analytics_lag_rate": rate,
         "analytics_lag_rate_sustained": sustained,
         "analytics_lag_like_p99_ms": stats.p(99),
-        "analytics_lag_like_statuses": _statuses(stats),
+        "analytics_lag_like_statuses": statuses(stats),
         "analytics_lag_polls": len(log.polls),
         "analytics_lag_poll_errors": log.poll_errors,
         "analytics_lag_poll_interval_s": interval,
@@ -714,7 +677,7 @@ def phase_analytics(server: Server, plan: Plan, database_url: str) -> dict[str, 
         f"(+ VACUUM ANALYZE {load_small['vacuum_analyze_s']:.1f}s)"
     )
     rebuild_small = rebuilds_measure(database_url, plan, f"at {small:,}")
-    _settle(server)
+    server.settle()
     reads_small = reads_measure(server, plan, world, f"at {small:,}")
 
     say(f"  growing to {large:,} interactions")
@@ -725,7 +688,7 @@ def phase_analytics(server: Server, plan: Plan, database_url: str) -> dict[str, 
         f"(+ VACUUM ANALYZE {load_large['vacuum_analyze_s']:.1f}s)"
     )
     rebuild_large = rebuilds_measure(database_url, plan, f"at {large:,}")
-    _settle(server)
+    server.settle()
     reads_large = reads_measure(server, plan, world, f"at {large:,}")
     half = half_rate_measure(
         server,

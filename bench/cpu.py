@@ -1,4 +1,5 @@
-"""Where the CPU goes: per-process-group CPU time (psutil), sampled around a measurement.
+"""Where the CPU goes: per-process-group CPU time (psutil), sampled around a measurement; and
+a worker's peak memory.
 
 On a 2-core machine, throughput is CPU-bound, so "CPU milliseconds per request" by component
 (web workers, PostgreSQL backends, Redis, the Celery workers, the load generator) explains a
@@ -13,6 +14,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 
@@ -47,6 +49,18 @@ def children_of(parent: int) -> list[int]:
         return [child.pid for child in psutil.Process(parent).children()]
     except psutil.Error:
         return []
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM (peak resident set size) of a live process, in MiB.
+
+    Read from /proc: psutil reports the current RSS only, no peak (and the resource module's
+    ru_maxrss covers this process or its reaped children, not a live worker).
+    """
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"no VmHWM for pid {pid}")
 
 
 def machine_cpu_s() -> tuple[float, float]:

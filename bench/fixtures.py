@@ -114,6 +114,16 @@ def backend_pids() -> list[int]:
         return [int(row[0]) for row in cursor.fetchall()]
 
 
+# Users made set-based, with an unusable password: (prefix, count) -> prefix1 … prefix<count>.
+USERS_INSERT = f"""
+    INSERT INTO {User._meta.db_table}
+        (password, last_login, is_superuser, username, first_name, last_name, email,
+         is_staff, is_active, date_joined, display_name)
+    SELECT '!', NULL, false, %s || g, '', '', '', false, true, now(), ''
+    FROM generate_series(1, %s) AS g
+"""
+
+
 # --- the 1,000,000-vote sticker ----------------------------------------------------------------
 def million_fill(sticker: BenchSticker, votes: int) -> dict[str, float]:
     """`votes` users and one vote each on the sticker, set-based; then VACUUM ANALYZE.
@@ -126,16 +136,7 @@ def million_fill(sticker: BenchSticker, votes: int) -> dict[str, float]:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {user_table}
-                (password, last_login, is_superuser, username, first_name, last_name, email,
-                 is_staff, is_active, date_joined, display_name)
-            SELECT '!', NULL, false, 'bench-m-' || g, '', '', '', false, true, now(), ''
-            FROM generate_series(1, %s) AS g
-            """,
-            [votes],
-        )
+        cursor.execute(USERS_INSERT, ["bench-m-", votes])
     timings["users_insert_s"] = time.perf_counter() - started
     started = time.perf_counter()
     options = sticker.option_ids
@@ -230,16 +231,7 @@ def ending_fill(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {user_table}
-                (password, last_login, is_superuser, username, first_name, last_name, email,
-                 is_staff, is_active, date_joined, display_name)
-            SELECT '!', NULL, false, %s || g, '', '', '', false, true, now(), ''
-            FROM generate_series(1, %s) AS g
-            """,
-            [prefix, total],
-        )
+        cursor.execute(USERS_INSERT, [prefix, total])
     timings["users_insert_s"] = time.perf_counter() - started
     started = time.perf_counter()
     win, lose = sticker.option_ids

@@ -72,7 +72,7 @@ class LoadStats:
     errors: dict[str, int] = field(default_factory=dict)
     reconnects: int = 0
     late_starts: int = 0  # open loop: requests that could not start on schedule (>5 ms late)
-    cpu: CpuUsage | None = None  # filled in by the caller that sampled /proc around the run
+    cpu: CpuUsage | None = None  # filled in by the caller that sampled the CPU around the run
 
     @property
     def ok(self) -> int:
@@ -242,6 +242,34 @@ class Connection:
         raise HTTPError("too many chunks")
 
 
+async def _exchange(
+    stats: LoadStats,
+    conn: Connection,
+    raw: bytes,
+    seq: int,
+    hook: ResponseHook | None,
+    scheduled: float | None = None,
+) -> None:
+    """Send one request and record its answer (or error) in stats, then call the hook.
+
+    The latency counts from `scheduled` when given (open loop: a late start is counted too),
+    else from the send.
+    """
+    sent = time.perf_counter()
+    if scheduled is not None and sent - scheduled > 0.005:
+        stats.late_starts += 1
+    try:
+        status, body, reconnected = await conn.request(raw)
+    except HTTPError as exc:
+        stats.error(str(exc).split(":")[0])
+        return
+    done = time.perf_counter()
+    stats.record(status, done - (sent if scheduled is None else scheduled))
+    stats.reconnects += reconnected
+    if hook is not None:
+        hook(seq, status, body, sent, done)
+
+
 async def closed_loop(
     *,
     label: str,
@@ -267,18 +295,7 @@ async def closed_loop(
             for seq in counter:
                 if time.perf_counter() >= deadline:
                     break
-                raw = factory(index, seq)
-                sent = time.perf_counter()
-                try:
-                    status, body, reconnected = await conn.request(raw)
-                except HTTPError as exc:
-                    stats.error(str(exc).split(":")[0])
-                    continue
-                done = time.perf_counter()
-                stats.record(status, done - sent)
-                stats.reconnects += reconnected
-                if hook is not None:
-                    hook(seq, status, body, sent, done)
+                await _exchange(stats, conn, factory(index, seq), seq, hook)
         finally:
             conn.close()
 
@@ -318,20 +335,7 @@ async def open_loop(
     async def one(seq: int, scheduled: float) -> None:
         index, conn = await pool.get()
         try:
-            raw = factory(index, seq)
-            sent = time.perf_counter()
-            if sent - scheduled > 0.005:
-                stats.late_starts += 1
-            try:
-                status, body, reconnected = await conn.request(raw)
-            except HTTPError as exc:
-                stats.error(str(exc).split(":")[0])
-                return
-            done = time.perf_counter()
-            stats.record(status, done - scheduled)
-            stats.reconnects += reconnected
-            if hook is not None:
-                hook(seq, status, body, sent, done)
+            await _exchange(stats, conn, factory(index, seq), seq, hook, scheduled=scheduled)
         finally:
             pool.put_nowait((index, conn))
 

@@ -64,7 +64,7 @@ class Server:
     port: int
     cpu: CpuGroups | None = None
     # Waits (bounded) until the workers have drained what the previous load queued.
-    settle: Callable[[], object] | None = None
+    settle: Callable[[], object] = lambda: None
 
     @property
     def host_header(self) -> str:

@@ -26,11 +26,23 @@ from django.test import override_settings
 from django.utils import timezone
 
 from bench import fixtures
+from bench.cpu import peak_rss_mb
 from bench.fixtures import BenchSticker, BenchUser
-from bench.httpload import LoadStats, build_request, open_loop, percentile
-from bench.phases import _auth_headers, _cpu, _metered, _run, _spread, _statuses
+from bench.httpload import build_request, percentile
+from bench.measure import (
+    PollSchedule,
+    auth_headers,
+    cpu_per_request,
+    open_load,
+    percentile_or_none,
+    rate_sustained,
+    ratio,
+    say_load,
+    spread,
+    statuses,
+)
 from bench.plan import Plan, Server
-from bench.stack import Proc, Processes, celery_argv, celery_ready, peak_rss_mb, say, wait_for
+from bench.stack import Proc, Processes, celery_argv, celery_ready, say, wait_for
 from polls.models import Sticker, Vote
 from polls.services.tally import sticker_finalize
 from rewards.models import ActivityEvent, Badge, Entitlement, Grant, Perk, RewardRule
@@ -110,15 +122,14 @@ def _consumer_lock_held(conn: psycopg.Connection[Any]) -> bool:
 
 
 def consumer_idle(
-    database_url: str, settle: Callable[[], object] | None, timeout_s: float = 120.0
+    database_url: str, settle: Callable[[], object], timeout_s: float = 120.0
 ) -> float:
     """Wait (bounded) until the broker queues are empty and no consumer pass is running.
 
     Returns the seconds waited, and says so when that was long (what kept the workers busy).
     """
     started = time.monotonic()
-    if settle is not None:
-        settle()
+    settle()
     settled = time.monotonic() - started
     deadline = time.monotonic() + timeout_s
     quiet = 0
@@ -146,7 +157,7 @@ class FanoutCase:
     rule_ids: list[int]  # every fan-out rule (their rows are removed before each run)
     worker: Proc
     timeout_s: float
-    settle: Callable[[], object] | None
+    settle: Callable[[], object]
     probe_user: int  # a winning voter: their grant is visible once the whole pass committed
     peak_mb: float = 0.0
     idle_wait_s: float = 0.0  # untimed: waiting for the workers to go idle before worker runs
@@ -312,22 +323,19 @@ def _fanout_variant(case: FanoutCase, rule: RewardRule, runs: int) -> dict[str, 
     return times
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
 def _round_ratios(times: dict[str, list[float]]) -> dict[str, float] | None:
     """worker / plain of each round: the spread shows how much the machine moved meanwhile."""
-    return _spread([w / p for w, p in zip(times["worker"], times["plain"], strict=True) if p])
+    return spread([w / p for w, p in zip(times["worker"], times["plain"], strict=True) if p])
 
 
 def phase_fanout(
+    server: Server,
     plan: Plan,
     processes: Processes,
     creator_video: tuple[Any, int],
     database_url: str,
-    settle: Callable[[], object] | None,
 ) -> dict[str, Any]:
+    settle = server.settle
     creator, video_id = creator_video
     winners = plan.fanout_winners
     losers, uncounted = winners // 2, winners // 100
@@ -450,19 +458,19 @@ def phase_fanout(
     say(f"  every run exact (one grant per winning counted voter, with its rows): {exact}")
     badge_m, perk_m = medians["badge"], medians["perk"]
     return {
-        "reward_fanout_100k_ratio": _ratio(badge_m["worker"], badge_m["plain"]),
+        "reward_fanout_100k_ratio": ratio(badge_m["worker"], badge_m["plain"]),
         "reward_fanout_100k_s": badge_m["worker"],
         "plain_insert_select_100k_s": badge_m["plain"],
         "reward_fanout_rows": int(expected),
         "reward_fanout_round_ratios": _round_ratios(times["badge"]),
         "reward_fanout_rule_apply_s": badge_m["rule_apply"],
-        "reward_fanout_rule_apply_ratio": _ratio(badge_m["rule_apply"], badge_m["plain"]),
-        "reward_fanout_perk_100k_ratio": _ratio(perk_m["worker"], perk_m["plain"]),
+        "reward_fanout_rule_apply_ratio": ratio(badge_m["rule_apply"], badge_m["plain"]),
+        "reward_fanout_perk_100k_ratio": ratio(perk_m["worker"], perk_m["plain"]),
         "reward_fanout_perk_100k_s": perk_m["worker"],
         "plain_insert_select_perk_100k_s": perk_m["plain"],
         "reward_fanout_perk_round_ratios": _round_ratios(times["perk"]),
         "reward_fanout_perk_rule_apply_s": perk_m["rule_apply"],
-        "reward_fanout_perk_rule_apply_ratio": _ratio(perk_m["rule_apply"], perk_m["plain"]),
+        "reward_fanout_perk_rule_apply_ratio": ratio(perk_m["rule_apply"], perk_m["plain"]),
         "reward_fanout_exact": exact,
         # The last check of each rule and side (every run's is printed when it is not exact).
         "reward_fanout_checks": {f"{c['rule']}/{c['side']}": c for c in case.checks},
@@ -490,29 +498,26 @@ class GrantLagLog:
     poll_errors: int = 0
     load_done: threading.Event = field(default_factory=threading.Event)
 
+    def caught_up(self) -> bool:
+        """Every liked user's grant was seen."""
+        return self.liked.keys() <= self.seen.keys()
+
 
 def _grant_poller(database_url: str, rule_id: int, plan: Plan, log: GrantLagLog) -> None:
     """Every poll interval (scheduled), read the users the rule has granted; bounded in time.
 
     After the load it polls until every liked user's grant was seen, or for the tail time.
     """
-    interval = plan.grant_lag_poll_interval_s
     with _connect(database_url) as conn:
-        started = time.perf_counter()
-        hard_stop = started + plan.grant_lag_s + plan.grant_lag_tail_s + 30
-        load_done_at: float | None = None
-        for tick_no in range(int((hard_stop - started) / interval) + 1):
-            tick = started + tick_no * interval
-            time.sleep(max(0.0, tick - time.perf_counter()))
-            if time.perf_counter() >= hard_stop:
+        schedule = PollSchedule(
+            plan.grant_lag_poll_interval_s,
+            plan.grant_lag_s + plan.grant_lag_tail_s + 30,
+            plan.grant_lag_tail_s,
+        )
+        for tick in schedule.ticks():
+            time.sleep(schedule.wait(tick))
+            if schedule.over(tick, log.load_done.is_set(), log.caught_up):
                 break
-            if log.load_done.is_set():
-                load_done_at = load_done_at or tick
-                if (
-                    log.liked.keys() <= log.seen.keys()
-                    or tick - load_done_at > plan.grant_lag_tail_s
-                ):
-                    break
             sent = time.perf_counter()
             try:
                 rows = conn.execute(
@@ -560,43 +565,35 @@ def phase_grant_lag(
             "PUT",
             f"/api/v1/videos/{videos[seq % len(videos)]}/like",
             server.host_header,
-            _auth_headers(user),
+            auth_headers(user),
         )
 
     def hook(seq: int, status: int, body: bytes, sent: float, done: float) -> None:
         if 200 <= status < 300:
             log.liked[users[seq].id] = done
 
-    async def load() -> LoadStats:
-        try:
-            return await open_loop(
-                label="like PUT",
-                host=server.host,
-                port=server.port,
-                factory=factory,
-                rate=rate,
-                duration_s=plan.grant_lag_s,
-                pool_size=plan.open_loop_pool,
-                hook=hook,
-                max_requests=count,
-            )
-        finally:
-            log.load_done.set()
-
     poller = threading.Thread(
         target=_grant_poller, args=(database_url, rule.pk, plan, log), name="grant-poller"
     )
     poller.start()
     try:
-        stats: LoadStats = _metered(server, lambda: _run(load()))
+        stats = open_load(
+            server,
+            plan,
+            "like PUT",
+            factory,
+            rate,
+            plan.grant_lag_s,
+            hook=hook,
+            max_requests=count,
+            on_done=log.load_done.set,
+        )
     finally:
         log.load_done.set()
         poller.join(timeout=plan.grant_lag_s + plan.grant_lag_tail_s + 60)
     if poller.is_alive():
         raise RuntimeError("the grant poller did not stop")
-    say(f"  {stats.summary()}")
-    if stats.cpu is not None:
-        say(f"    {stats.cpu.describe(stats.total)}")
+    say_load(stats)
 
     lags = [max(0.0, log.seen[user] - done) for user, done in log.liked.items() if user in log.seen]
     missing = len(log.liked) - len(lags)
@@ -606,7 +603,7 @@ def phase_grant_lag(
             [rule.pk],
         )
         granted, passes = cursor.fetchone()
-    sustained = stats.rps >= 0.9 * rate and stats.p(50) < 500 and not stats.errors
+    sustained = rate_sustained(stats, rate)
     say(
         f"  grant lag over {len(lags)} likes: max {max(lags, default=0):.3f}s, p95 "
         f"{percentile(lags, 95):.3f}s, p50 {percentile(lags, 50):.3f}s; {granted} grants in "
@@ -615,8 +612,8 @@ def phase_grant_lag(
     )
     return {
         "grant_lag_s": max(lags, default=None),
-        "grant_lag_p95_s": percentile(lags, 95) if lags else None,
-        "grant_lag_p50_s": percentile(lags, 50) if lags else None,
+        "grant_lag_p95_s": percentile_or_none(lags, 95),
+        "grant_lag_p50_s": percentile_or_none(lags, 50),
         "grant_lag_likes": len(log.liked),
         "grant_lag_missing": missing,
         "grant_lag_grants": int(granted),
@@ -627,9 +624,9 @@ def phase_grant_lag(
         "grant_lag_like_achieved_rps": stats.rps,
         "grant_lag_like_p50_ms": stats.p(50),
         "grant_lag_like_p99_ms": stats.p(99),
-        "grant_lag_like_statuses": _statuses(stats),
+        "grant_lag_like_statuses": statuses(stats),
         "grant_lag_polls": len(log.poll_ms),
-        "grant_lag_poll_p50_ms": percentile(log.poll_ms, 50) if log.poll_ms else None,
+        "grant_lag_poll_p50_ms": percentile_or_none(log.poll_ms, 50),
         "grant_lag_poll_errors": log.poll_errors,
-        "grant_lag_cpu_ms_per_like": _cpu(stats),
+        "grant_lag_cpu_ms_per_like": cpu_per_request(stats),
     }

@@ -3,7 +3,8 @@
 See docs/benchmarks.md for the method. Options:
 
   --only writes,reads,lag,finalize,fanout,grant_lag,trending,analytics
-                                     run only these phases (default: all)
+                                     run only these phases (default: all; the table of
+                                     phases is bench/phases.py)
   --quick                            short phases, 100,000 votes instead of 1,000,000 and a
                                      10,000-user reward fan-out instead of 100,000
   --web-workers/--web-threads/--worker-class   gunicorn shape (default: 4 sync workers)
@@ -36,7 +37,8 @@ import redis
 
 from bench import report
 from bench.cpu import CpuGroups
-from bench.plan import Plan
+from bench.phases import NAMES, PHASES, PhaseInputs
+from bench.plan import Plan, Server
 from bench.stack import (
     ROOT,
     Processes,
@@ -58,22 +60,12 @@ from bench.stack import (
     with_redis_db,
 )
 
-PHASES = [
-    "writes",
-    "reads",
-    "lag",
-    "finalize",
-    "fanout",
-    "grant_lag",
-    "trending",
-    "analytics",
-]
 THROTTLE_VARS = ("THROTTLE_ANON", "THROTTLE_USER", "THROTTLE_WRITES", "THROTTLE_AUTH")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default=",".join(PHASES), help="comma-separated phases")
+    parser.add_argument("--only", default=",".join(NAMES), help="comma-separated phases")
     parser.add_argument(
         "--quick", action="store_true", help="short phases, 100k votes, 10k fan-out"
     )
@@ -83,9 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args(argv)
     args.phases = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(args.phases) - set(PHASES)
+    unknown = set(args.phases) - set(NAMES)
     if unknown:
-        parser.error(f"unknown phase(s) {sorted(unknown)}; choose from {PHASES}")
+        parser.error(f"unknown phase(s) {sorted(unknown)}; choose from {NAMES}")
     return args
 
 
@@ -257,7 +249,11 @@ class Run:
         import django
 
         django.setup()
-        from bench import fixtures, phases, reward_phases
+        from bench import fixtures
+
+        selected = [phase for phase in PHASES if phase.name in args.phases]
+        for phase in selected:
+            phase.measure()  # imported now: a phase module that cannot load fails the run here
 
         users = fixtures.users_create("bench-w-", plan.write_users)
         creator, video_id = fixtures.creator_video("bench-creator")
@@ -299,7 +295,7 @@ class Run:
             f"{args.worker_class}, threads {args.web_threads}); Celery workers: tallies pid "
             f"{tally_worker.pid}, {','.join(other_queues)} pid {other_worker.pid} (solo each)"
         )
-        server = phases.Server(
+        server = Server(
             "127.0.0.1",
             port,
             CpuGroups(
@@ -311,55 +307,20 @@ class Run:
             settle=functools.partial(queues_drained, broker_url, ["tallies", *other_queues]),
         )
 
-        if "writes" in args.phases:
+        inputs = PhaseInputs(
+            server=server,
+            plan=plan,
+            processes=self.processes,
+            database_url=scratch_url,
+            users=users,
+            stickers=stickers,
+            creator_video=(creator, video_id),
+            results=self.results,
+        )
+        for phase in selected:
             started = time.monotonic()
-            self.results.update(phases.phase_writes(server, plan, users, stickers))
-            self.timed("writes", started)
-        if "reads" in args.phases:
-            started = time.monotonic()
-            self.results.update(phases.phase_reads(server, plan, users, stickers))
-            self.timed("reads", started)
-        if "lag" in args.phases:
-            started = time.monotonic()
-            capacity = self.results.get("vote_write_rps") or phases.vote_capacity_probe(
-                server, plan, users, stickers
-            )
-            self.results.update(
-                phases.phase_lag(server, plan, (creator, video_id), float(capacity))
-            )
-            self.timed("lag", started)
-        if "finalize" in args.phases:
-            started = time.monotonic()
-            self.results.update(
-                phases.phase_finalize(plan, self.processes, (creator, video_id), scratch_url)
-            )
-            self.timed("finalize", started)
-        if "fanout" in args.phases:
-            started = time.monotonic()
-            self.results.update(
-                reward_phases.phase_fanout(
-                    plan, self.processes, (creator, video_id), scratch_url, server.settle
-                )
-            )
-            self.timed("fanout", started)
-        if "grant_lag" in args.phases:
-            started = time.monotonic()
-            self.results.update(
-                reward_phases.phase_grant_lag(server, plan, (creator, video_id), scratch_url)
-            )
-            self.timed("grant_lag", started)
-        if "trending" in args.phases:
-            from bench import discovery_phases
-
-            started = time.monotonic()
-            self.results.update(discovery_phases.phase_trending(plan))
-            self.timed("trending", started)
-        if "analytics" in args.phases:
-            from bench import analytics_phases
-
-            started = time.monotonic()
-            self.results.update(analytics_phases.phase_analytics(server, plan, scratch_url))
-            self.timed("analytics", started)
+            self.results.update(phase.run(inputs))
+            self.timed(phase.name, started)
         self.timed("total", total_started)
 
         now = dt.datetime.now(dt.UTC)
@@ -397,7 +358,7 @@ class Run:
         )
         self.results["targets"] = report.verdicts(self.results, args.phases)
         print(report.render(self.results, args.phases), flush=True)
-        full = not plan.quick and args.phases == PHASES
+        full = not plan.quick and args.phases == NAMES
         names = ["latest.json", f"{now:%Y-%m-%d}.json"] if full else ["dev-latest.json"]
         for path in report.write(self.results, names):
             say(f"wrote {path.relative_to(ROOT)}")

@@ -333,11 +333,3 @@ def celery_argv(name: str, queues: str, pool: str = "solo", concurrency: int = 1
 
 def celery_ready(proc: Proc) -> bool:
     return "ready." in proc.log_tail(20000)
-
-
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM (peak resident set size) of a process, in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    raise RuntimeError(f"no VmHWM for pid {pid}")
