@@ -6,8 +6,9 @@ from celery import Celery
 from kombu import Queue
 
 # Signal handlers: task metrics and the worker's exporter; request ids into tasks, and workers
-# logging through LOGGING.
+# logging through LOGGING; database connections kept from task to task.
 import core.metrics.celery
+import core.task_connections
 import core.task_log_context  # noqa: F401
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")

@@ -238,6 +238,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Celery's Django fixup would close the database connections around every task; it does so
+# only every this many tasks, and core/task_connections.py applies CONN_MAX_AGE and the health
+# check around each task instead, as for requests.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Back on the broker within 2 s of its return, not up to 30 s (core/broker.py).
 CELERY_WORKER_CONSUMER = "core.broker:PromptlyReconnectingConsumer"
