@@ -46,9 +46,8 @@ def test_the_worker_runs_task_after_task_on_one_database_connection(
         )
         IdempotencyRecord.objects.filter(pk=record.pk).update(created_at=expired)
         current_app.send_task("core.tasks.purge_idempotency_keys")
-        assert wait_until(
-            lambda pk=record.pk: not IdempotencyRecord.objects.filter(pk=pk).exists(), timeout=60
-        )
+        purged = IdempotencyRecord.objects.filter(pk=record.pk)
+        assert wait_until(lambda: not purged.exists(), timeout=60)
         # ... and the worker still holds the connection it ran it on
         assert wait_until(lambda: len(_database_connections(celery_worker)) == 1, timeout=10)
         seen.append(_database_connections(celery_worker))
