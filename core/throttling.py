@@ -2,8 +2,9 @@
 
 DRF's SimpleRateThrottle keeps the whole request history in one cache entry, which is read,
 rewritten and raced by every process. A counter per window is atomic across any number of web
-processes and costs one round trip. When Redis is unreachable the throttles let requests through:
-rate limits are protection, not a guarantee, and an outage of the cache must not take writes down.
+processes and costs one round trip (core.redis_round_trip). When Redis is unreachable the
+throttles let requests through: rate limits are protection, not a guarantee, and an outage of
+the cache must not take writes down.
 """
 
 import logging
@@ -11,10 +12,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
+
+from core.redis_round_trip import RoundTrip
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -60,7 +62,7 @@ class FixedWindowThrottle(BaseThrottle):
         windows = []
         request.throttle_piggyback = None  # type: ignore[attr-defined]
         try:
-            pipe = get_redis_connection("default").pipeline(transaction=False)
+            pipe = RoundTrip()
             for scope, ident in scopes:
                 limit, period = self.get_rate(scope)
                 window = int(now // period)
@@ -71,7 +73,7 @@ class FixedWindowThrottle(BaseThrottle):
             self.piggyback(pipe, request, view)
             if not len(pipe):
                 return True
-            replies = pipe.execute()
+            replies = pipe.send()
         except RedisError:
             logger.warning("throttle store unreachable; letting the request through")
             return True
