@@ -34,7 +34,7 @@ from bench.httpload import (
 from bench.plan import Plan, Server
 from bench.stack import Proc, Processes, celery_argv, celery_ready, peak_rss_mb, say, wait_for
 from polls.models import StickerResult
-from polls.services.tally import sticker_tally_refresh
+from polls.services.tallies import sticker_tally_refresh
 
 BARE_PATH = "/api/v1/_bench/bare"
 OPEN_PATH = "/api/v1/_bench/open"  # the bare GET without authentication

@@ -32,7 +32,7 @@ from bench.phases import _auth_headers, _cpu, _metered, _run, _spread, _statuses
 from bench.plan import Plan, Server
 from bench.stack import Proc, Processes, celery_argv, celery_ready, peak_rss_mb, say, wait_for
 from polls.models import Sticker, Vote
-from polls.services.tally import sticker_finalize
+from polls.services.finalizing import sticker_finalize
 from rewards.models import ActivityEvent, Badge, Entitlement, Grant, Perk, RewardRule
 from rewards.services.events import reward_events_process
 from rewards.services.rules import Scope, qualifying_sql, rule_apply

@@ -13,8 +13,7 @@ from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from core.metrics.collectors import scrape_cursor
-from polls.models import Sticker, StickerTally, Vote
-from polls.services.tally import VOTABLE
+from polls.models import VOTABLE_KINDS, Sticker, StickerTally, Vote
 
 VOTES = Counter(
     "chorus_votes",
@@ -58,7 +57,7 @@ class LiveTallyLagCollector:
         with scrape_cursor() as cursor:
             cursor.execute(
                 _TALLY_LAG_SQL,
-                {"states": [str(state) for state in _LIVE_STATES], "kinds": list(VOTABLE)},
+                {"states": [str(state) for state in _LIVE_STATES], "kinds": list(VOTABLE_KINDS)},
             )
             (lag,) = cursor.fetchone()
         yield GaugeMetricFamily(

@@ -11,7 +11,7 @@ A vote flip, in one transaction and a number of statements that does not grow wi
    waited for the flip counts the flipped flags;
 3. the flip, `UPDATE … WHERE id = ANY(ids) AND counted <> %s` (row locks in id order);
 4. the recount of every touched sticker: a final one gets its StickerResult rows, total and
-   winner rewritten (`_results_write`, a few statements per sticker: a loop over the touched
+   winner rewritten (`final_results_write`, a few statements per sticker: a loop over the touched
    stickers, never over the votes); the others get their live tallies recomputed with one
    aggregation for all (`tallies_refresh`, the Redis copies stored after commit);
 5. one `polls.CountedFlip` row per flipped vote, written last (consumers lag on `created_at`).
@@ -32,9 +32,11 @@ from django.db import connection, transaction
 
 from core.db import counted_flip_cte
 from core.wakeups import wake
+from polls.locks import comment_pick_stickers_for_update, stickers_for_update
 from polls.models import Answer, CountedFlip, Sticker, Vote
-from polls.services.cache import sticker_cache_forget
-from polls.services.tally import _results_write, tallies_refresh
+from polls.services.finalizing import final_results_write
+from polls.services.results_cache import sticker_cache_forget
+from polls.services.tallies import tallies_refresh
 
 WAKE_TOPIC = "counted_flips"
 _FLIP = CountedFlip._meta.db_table
@@ -62,7 +64,7 @@ def _stickers_recount(stickers: list[Sticker]) -> StickersRecount:
     """Recount these stickers, whose row locks the caller holds."""
     final = [sticker for sticker in stickers if sticker.state == Sticker.State.FINAL]
     for sticker in final:
-        _results_write(sticker)
+        final_results_write(sticker)
         sticker.save(update_fields=["total_votes", "winner_option", "winner_comment", "updated_at"])
     final_ids = [sticker.pk for sticker in final]
 
@@ -81,11 +83,7 @@ def comment_pick_stickers_recount(*, video_ids: Sequence[int]) -> StickersRecoun
     """Recount the comment_pick stickers of these videos after their comments or comment likes
     changed `counted` (engagement.services.counted.interactions_counted_set): final ones get
     their leaderboard and winner rewritten, open ones their live leaderboard."""
-    stickers = list(
-        Sticker.objects.select_for_update()
-        .filter(video_id__in=sorted(set(video_ids)), kind=Sticker.Kind.COMMENT_PICK)
-        .order_by("pk")
-    )
+    stickers = comment_pick_stickers_for_update(video_ids)
     if not stickers:
         return StickersRecount(final=[], live=[])
     return _stickers_recount(stickers)
@@ -152,7 +150,7 @@ def votes_counted_set(*, ids: Sequence[int], counted: bool) -> FlipResult:
         candidates = sorted(cursor.fetchone()[0])
     if not candidates:
         return nothing
-    stickers = list(Sticker.objects.select_for_update().filter(pk__in=candidates).order_by("pk"))
+    stickers = stickers_for_update(candidates)
     flipped, users, touched = _flip(table, row_ids, counted, [sticker.pk for sticker in stickers])
     if not flipped:
         return nothing
