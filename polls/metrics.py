@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from core.metrics.collectors import scrape_cursor
 from polls.models import VOTABLE_KINDS, Sticker, StickerTally, Vote
+from polls.state import CLOCK_DRIVEN
 
 VOTES = Counter(
     "chorus_votes",
@@ -24,7 +25,8 @@ VOTES = Counter(
 # second even for a million votes; a sticker this late is stuck, not just between sweeps.
 OVERDUE_AFTER = timedelta(seconds=10)
 
-_LIVE_STATES = [Sticker.State.SCHEDULED, Sticker.State.OPEN, Sticker.State.CLOSED]
+# Not yet final (nor canceled or moderated): what a live tally or a closing is still due for.
+_LIVE_STATES = [*CLOCK_DRIVEN, Sticker.State.CLOSED]
 
 # Per sticker that can still take votes or has not been finalized: its oldest counted vote
 # newer than its live tally, found by the (sticker, voted_at) index with one probe per sticker.
@@ -78,9 +80,7 @@ class StickersOverdueCollector:
         with scrape_cursor():
             # (the partial index sticker_due_idx holds exactly the scheduled and open ones)
             late = dict(
-                Sticker.objects.filter(
-                    state__in=[Sticker.State.SCHEDULED, Sticker.State.OPEN], closes_at__lt=cutoff
-                )
+                Sticker.objects.filter(state__in=CLOCK_DRIVEN, closes_at__lt=cutoff)
                 .values_list("state")
                 .annotate(count=Count("id"))
                 .order_by()

@@ -41,6 +41,35 @@ from polls.services.tallies import tallies_refresh
 WAKE_TOPIC = "counted_flips"
 _FLIP = CountedFlip._meta.db_table
 
+# The stickers of the votes among `%s` (ids) whose `counted` differs from `%s`.
+VOTE_STICKERS_TO_FLIP_SQL = (
+    f"SELECT coalesce(array_agg(DISTINCT sticker_id), '{{}}') FROM {Vote._meta.db_table} "
+    f"WHERE id = ANY(%s::bigint[]) AND counted <> %s"
+)
+# After `counted_flip_cte`: the flipped rows' ids, their users and their stickers.
+FLIPPED_SUMMARY_SQL = """
+    SELECT coalesce(array_agg(id), '{}'), coalesce(array_agg(DISTINCT user_id), '{}'),
+           coalesce(array_agg(DISTINCT sticker_id), '{}')
+    FROM flipped
+"""
+
+
+def _flip_record_sql(table: str) -> str:
+    """One polls.CountedFlip row per flipped row of `table` (votes or answers), in id order."""
+    return f"""
+        INSERT INTO {_FLIP}
+            (kind, row_id, user_id, sticker_id, counted, interaction_created_at, created_at)
+        SELECT %(kind)s, t.id, t.user_id, t.sticker_id, %(counted)s, t.created_at,
+               clock_timestamp()
+        FROM {table} t WHERE t.id = ANY(%(flipped)s::bigint[]) ORDER BY t.id
+    """
+
+
+_FLIP_RECORD_SQL = {
+    CountedFlip.Kind.VOTE: _flip_record_sql(Vote._meta.db_table),
+    CountedFlip.Kind.ANSWER: _flip_record_sql(Answer._meta.db_table),
+}
+
 
 @dataclass(frozen=True)
 class FlipResult:
@@ -101,29 +130,17 @@ def _flip(
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            flipped_rows
-            + """
-            SELECT coalesce(array_agg(id), '{}'), coalesce(array_agg(DISTINCT user_id), '{}'),
-                   coalesce(array_agg(DISTINCT sticker_id), '{}')
-            FROM flipped
-            """,
+            flipped_rows + FLIPPED_SUMMARY_SQL,
             {"ids": ids, "counted": counted, "parents": stickers},
         )
         flipped, users, touched = cursor.fetchone()
     return list(flipped), sorted(users), sorted(touched)
 
 
-def _record(kind: CountedFlip.Kind, table: str, flipped: list[int], counted: bool) -> None:
+def _record(kind: CountedFlip.Kind, flipped: list[int], counted: bool) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""
-            INSERT INTO {_FLIP}
-                (kind, row_id, user_id, sticker_id, counted, interaction_created_at, created_at)
-            SELECT %(kind)s, t.id, t.user_id, t.sticker_id, %(counted)s, t.created_at,
-                   clock_timestamp()
-            FROM {table} t WHERE t.id = ANY(%(flipped)s::bigint[]) ORDER BY t.id
-            """,
-            {"kind": kind.value, "flipped": flipped, "counted": counted},
+            _FLIP_RECORD_SQL[kind], {"kind": kind.value, "flipped": flipped, "counted": counted}
         )
 
 
@@ -142,11 +159,7 @@ def votes_counted_set(*, ids: Sequence[int], counted: bool) -> FlipResult:
     if not row_ids:
         return nothing
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT coalesce(array_agg(DISTINCT sticker_id), '{{}}') FROM {table} "
-            f"WHERE id = ANY(%s::bigint[]) AND counted <> %s",
-            [row_ids, counted],
-        )
+        cursor.execute(VOTE_STICKERS_TO_FLIP_SQL, [row_ids, counted])
         candidates = sorted(cursor.fetchone()[0])
     if not candidates:
         return nothing
@@ -155,7 +168,7 @@ def votes_counted_set(*, ids: Sequence[int], counted: bool) -> FlipResult:
     if not flipped:
         return nothing
     _stickers_recount([sticker for sticker in stickers if sticker.pk in set(touched)])
-    _record(kind, table, flipped, counted)
+    _record(kind, flipped, counted)
     wake(WAKE_TOPIC)
     return FlipResult(kind, counted, len(flipped), users, touched)
 
@@ -176,6 +189,6 @@ def answers_counted_set(*, ids: Sequence[int], counted: bool) -> FlipResult:
     flipped, users, touched = _flip(table, row_ids, counted, None)
     if not flipped:
         return nothing
-    _record(kind, table, flipped, counted)
+    _record(kind, flipped, counted)
     wake(WAKE_TOPIC)
     return FlipResult(kind, counted, len(flipped), users, touched)

@@ -97,7 +97,8 @@ def _too_many_options(max_choices: int) -> InvalidInput:
 
 
 def _foreign_options(option_ids: list[int], allowed: Sequence[int]) -> InvalidInput:
-    foreign = [option_id for option_id in option_ids if option_id not in set(allowed)]
+    allowed_ids = set(allowed)
+    foreign = [option_id for option_id in option_ids if option_id not in allowed_ids]
     return InvalidInput(
         "Invalid input: option_ids: not options of this sticker.",
         code="foreign_option",
@@ -105,18 +106,20 @@ def _foreign_options(option_ids: list[int], allowed: Sequence[int]) -> InvalidIn
     )
 
 
-def _not_open(sticker: _StickerRow, now: datetime) -> Conflict:
-    state = effective_state(
+def _state_now(sticker: _StickerRow, now: datetime) -> str:
+    return effective_state(
         state=sticker.state, opens_at=sticker.opens_at, closes_at=sticker.closes_at, now=now
     )
+
+
+def _not_open(sticker: _StickerRow, now: datetime) -> Conflict:
+    state = _state_now(sticker, now)
     return Conflict(f"The sticker is {state}, not open.", code="sticker_not_open")
 
 
 def _check_open(sticker: _StickerRow, now: datetime) -> None:
-    state = effective_state(
-        state=sticker.state, opens_at=sticker.opens_at, closes_at=sticker.closes_at, now=now
-    )
-    if state != Sticker.State.OPEN:
+    """The open rule of a quiz answer (a vote's is VOTE_RULES')."""
+    if _state_now(sticker, now) != Sticker.State.OPEN:
         raise _not_open(sticker, now)
 
 
