@@ -75,7 +75,7 @@ class DocumentThrottle(RequestThrottle):
         request.document_refresher_token = token  # type: ignore[attr-defined]
 
 
-def _answer(request: Request, document: dict[str, Any], etag: str) -> Response:
+def _respond(request: Request, document: dict[str, Any], etag: str) -> Response:
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
         return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
@@ -110,7 +110,7 @@ class CreatorAnalyticsView(BaseAPIView):
         document, etag = document_serve(
             key, cached=_cached_from_throttle(request), compute=partial(document_compute, key)
         )
-        return _answer(request, document, etag)
+        return _respond(request, document, etag)
 
 
 class VideoAnalyticsView(BaseAPIView):
@@ -132,4 +132,4 @@ class VideoAnalyticsView(BaseAPIView):
             # Someone else's video and no video answer alike (SPEC §2.7). A stored document
             # is only ever served to its creator (its key holds the caller's version).
             raise NotFound("No video with this id.", code="not_found") from None
-        return _answer(request, document, etag)
+        return _respond(request, document, etag)

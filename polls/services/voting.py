@@ -63,12 +63,19 @@ class _StickerRow:
     option_ids: list[int]
 
 
+def _check_takes_part(sticker: _StickerRow) -> None:
+    """A moderated sticker takes no votes or answers, not even its creator's: a 404 to all."""
+    if sticker.state == Sticker.State.MODERATED:
+        raise NotFound("No sticker with this id.")
+
+
 def _sticker_key_share(sticker_id: int) -> _StickerRow:
     row = sticker_for_key_share(sticker_id)
-    # (a moderated sticker takes no votes or answers, not even its creator's)
-    if row is None or row[2] == Sticker.State.MODERATED:
+    if row is None:
         raise NotFound("No sticker with this id.")
-    return _StickerRow(*row)
+    sticker = _StickerRow(*row)
+    _check_takes_part(sticker)
+    return sticker
 
 
 # The refusals of the rules on a choice of options, shared by votes and quiz answers.
@@ -240,8 +247,7 @@ def vote_cast(
     if sticker_row[0] is None:
         raise NotFound("No sticker with this id.")
     sticker = _StickerRow(*sticker_row)
-    if sticker.state == Sticker.State.MODERATED:
-        raise NotFound("No sticker with this id.")
+    _check_takes_part(sticker)
     for rule, holds in zip(VOTE_RULES, held, strict=True):
         if not holds:
             raise rule.refusal(sticker, option_ids, now)
