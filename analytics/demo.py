@@ -44,7 +44,7 @@ from engagement.models import (
 from engagement.services.counters import video_counters_recount_many
 from engagement.services.interactions import creator_unfollow, video_unlike
 from polls.models import Answer, Checkpoint, CheckpointOption, Sticker, StickerOption, Vote
-from polls.services.tally import sticker_finalize
+from polls.services.finalizing import sticker_finalize
 
 SEED = 9_05  # issue 9 §5
 HISTORY_DAYS = 35

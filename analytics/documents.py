@@ -174,8 +174,8 @@ class Cached:
         return envelope if 0 <= age < max_age_seconds() + REFRESH_SECONDS else None
 
 
-def cached_queue(pipe: Any, key: DocumentKey, *, serve: bool = True) -> str | None:
-    """Queue the cache read on another round trip's raw Redis pipeline (the throttle's).
+def cached_stage(pipe: Any, key: DocumentKey, *, serve: bool = True) -> str | None:
+    """Stage the cache read on another round trip's raw Redis pipeline (the throttle's).
 
     For a serve it also marks the document active and arms the refresher (SET NX of its flag,
     with a new token): no extra round trip. Returns that token, for `cached_decode`.
@@ -190,7 +190,7 @@ def cached_queue(pipe: Any, key: DocumentKey, *, serve: bool = True) -> str | No
 
 
 def cached_decode(replies: list[Any] | None, *, token: str | None = None) -> Cached | None:
-    """What `cached_queue` queued, from its replies (None: Redis could not be reached)."""
+    """What `cached_stage` staged, from its replies (None: Redis could not be reached)."""
     if replies is None:
         return None
     armed = token is not None and len(replies) == 3 and bool(replies[2])
@@ -211,7 +211,7 @@ def cached_read(key: DocumentKey, *, serve: bool = True) -> Cached | None:
     """The cache read on its own round trip (None when Redis could not be reached)."""
     try:
         pipe = get_redis_connection("default").pipeline(transaction=False)
-        token = cached_queue(pipe, key, serve=serve)
+        token = cached_stage(pipe, key, serve=serve)
         return cached_decode(pipe.execute(), token=token)
     except RedisError:
         return None
@@ -223,7 +223,7 @@ def cached_read_many(keys: list[DocumentKey]) -> list[Cached]:
         return []
     pipe = get_redis_connection("default").pipeline(transaction=False)
     for key in keys:
-        cached_queue(pipe, key, serve=False)
+        cached_stage(pipe, key, serve=False)
     return [_cached(values) for values in pipe.execute()]
 
 
@@ -351,7 +351,7 @@ def document_serve(
     stored under the version read before computing). While one request computes a document
     that went out of date, the others are served the outdated one (for at most
     REFRESH_SECONDS): a busy creator's dashboard costs one computation, not one per web
-    process. `cached` is the piggybacked read, or None to read here."""
+    process. `cached` is the read sent in the throttle's round trip, or None to read here."""
     if cached is None:
         cached = cached_read(key)
     if cached is not None and cached.armed_token is not None:
@@ -395,7 +395,7 @@ def document_refresh(
         return False
     try:
         pipe = get_redis_connection("default").pipeline(transaction=False)
-        cached_queue(pipe, key, serve=False)
+        cached_stage(pipe, key, serve=False)
         found = _cached(pipe.execute()[0])
         at = time.time()
         if found.servable(key, now=at + within) is not None:

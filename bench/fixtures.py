@@ -20,7 +20,7 @@ from knox.settings import CONSTANTS
 from engagement.models import DeviceToken, User
 from engagement.services.videos import video_create
 from polls.models import Sticker, StickerOption, StickerResult, Vote
-from polls.services.definitions import StickerSpec, sticker_create
+from polls.services.authoring import StickerSpec, sticker_create
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from bench.cpu import inprocess_cpu_ms  # noqa: E402
 from core.api.bench import BareView  # noqa: E402
 from core.throttling import RequestThrottle  # noqa: E402
 from engagement.models import DeviceToken, User  # noqa: E402
-from polls.services.tally import sticker_tally_refresh  # noqa: E402
+from polls.services.tallies import sticker_tally_refresh  # noqa: E402
 
 ROUNDS, REQUESTS = 5, 1_000
 

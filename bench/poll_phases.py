@@ -53,7 +53,7 @@ from bench.measure import (
 from bench.plan import Plan, Server
 from bench.stack import Proc, Processes, celery_argv, celery_ready, say, wait_for
 from polls.models import StickerResult
-from polls.services.tally import sticker_tally_refresh
+from polls.services.tallies import sticker_tally_refresh
 
 
 # --- vote writes -------------------------------------------------------------------------------

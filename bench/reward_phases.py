@@ -44,7 +44,7 @@ from bench.measure import (
 from bench.plan import Plan, Server
 from bench.stack import Proc, Processes, celery_argv, celery_ready, say, wait_for
 from polls.models import Sticker, Vote
-from polls.services.tally import sticker_finalize
+from polls.services.finalizing import sticker_finalize
 from rewards.models import ActivityEvent, Badge, Entitlement, Grant, Perk, RewardRule
 from rewards.services.events import reward_events_process
 from rewards.services.rules import Scope, qualifying_sql, rule_apply

@@ -1,6 +1,6 @@
 """Small SQL helpers for writes the ORM cannot express in one statement."""
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from time import perf_counter
 from typing import Any
@@ -9,6 +9,15 @@ import psycopg
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models
 
 from core.metrics.timing import request_times
+
+
+def sql_literals(values: Iterable[Any]) -> str:
+    """Constants the code defines (a model's choices, e.g. `Sticker.State.OPEN`) as SQL literals
+    for a named statement: `'open', 'closed'`, for `state IN (…)`. Never for input. Literals,
+    not parameters: the planner matches them against a partial index's predicate."""
+    return ", ".join(
+        "'" + str(getattr(value, "value", value)).replace("'", "''") + "'" for value in values
+    )
 
 
 def insert_ignoring_conflict(

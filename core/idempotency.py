@@ -1,17 +1,22 @@
 """`Idempotency-Key` for POSTs (SPEC §2.2).
 
-Same key and same caller: the first answer is replayed. Same key with a different request:
+The vocabulary: a request's *key* (IdempotencyKey: the caller and the header's value), the
+*recorded response* kept under it (an IdempotencyRecord row), and the *replay* of that response
+to a request that repeats the key.
+
+Same key and same caller: the first response is replayed. Same key with a different request:
 409 `idempotency_key_reused`. Keys are kept for IDEMPOTENCY_KEY_TTL.
 
-The answer is recorded at the end of the request, in the same transaction as its effect, by one
-INSERT … ON CONFLICT on (user, key): an answer is on record exactly when its effect is committed.
-When the key already has a live answer (a retry, or a concurrent request with the same key that
-committed first: PostgreSQL makes the INSERT wait for it), the request's own work is rolled back
-and the recorded answer is replayed. So concurrent duplicates all get the one answer and exactly
-one effect commits, and nothing is left behind by a process that died mid-request.
+The response is recorded at the end of the request, in the same transaction as its effect, by one
+INSERT … ON CONFLICT on (user, key): a response is on record exactly when its effect is committed.
+When the key already has a live recorded response (a retry, or a concurrent request with the same
+key that committed first: PostgreSQL makes the INSERT wait for it), the request's own work is
+rolled back and the recorded response is replayed. So concurrent duplicates all get the one
+response and exactly one effect commits, and nothing is left behind by a process that died
+mid-request.
 
-A write whose whole effect is one SQL statement can do better: it records its answer in that same
-statement (`InStatementAnswer`), with no transaction around it; see IdempotentMixin.
+A write whose whole effect is one SQL statement can do better: it records its response in that
+same statement (`InStatementRecord`), with no transaction around it; see IdempotentMixin.
 """
 
 import hashlib
@@ -43,51 +48,61 @@ class IdempotencyKey:
     fingerprint: str
 
 
-class AnswerOnRecord(Exception):
-    """The request's key already has an answer: replay it (raised where that is found out)."""
+class ResponseOnRecord(Exception):
+    """The request's key already has a recorded response: replay it (raised where that is found
+    out)."""
 
 
 @dataclass(frozen=True)
-class InStatementAnswer:
-    """For a write that records its answer in its own statement: the key, and how to render the
-    answer's body (JSON text, exactly as the view would send it) from what the write did."""
+class InStatementRecord:
+    """For a write that records its response in its own statement: the key, and how to render
+    the response body (JSON text, exactly as the view would send it) from what the write did."""
 
-    claim: IdempotencyKey
+    key: IdempotencyKey
     render: Callable[..., str]
 
     def sql_params(self) -> dict[str, Any]:
-        """The parameters of `answer_record_sql` (besides the bodies, which the write knows)."""
+        """The parameters of `response_record_sql` (besides the bodies, which the write knows)."""
         return {
-            "answer_user": self.claim.user_id,
-            "answer_key": self.claim.key,
-            "answer_fingerprint": self.claim.fingerprint,
-            "answer_cutoff": timezone.now() - settings.IDEMPOTENCY_KEY_TTL,
+            "record_user": self.key.user_id,
+            "record_key": self.key.key,
+            "record_fingerprint": self.key.fingerprint,
+            "record_cutoff": timezone.now() - settings.IDEMPOTENCY_KEY_TTL,
         }
 
 
-# SQL for a write that records its answer in the same statement: `ANSWERED_SQL` is a boolean
-# expression (the key has a live answer: the write must not happen), `answer_record_sql` a
-# data-modifying CTE body. Its plain INSERT fails with a unique violation on the key when an answer
-# was recorded meanwhile (a concurrent duplicate) or an expired one was not purged yet, which
-# aborts the whole statement: see `is_key_taken` and `idempotency_forget_expired`.
-ANSWERED_SQL = f"""EXISTS (
-    SELECT 1 FROM {IdempotencyRecord._meta.db_table} answered
-    WHERE answered.user_id = %(answer_user)s::bigint AND answered.key = %(answer_key)s::varchar
-        AND answered.created_at >= %(answer_cutoff)s::timestamptz
+# Parameters of the two SQL pieces below for a write made without a key (nothing to record).
+NO_RECORD_PARAMS: dict[str, Any] = {
+    "record_user": None,
+    "record_key": None,
+    "record_fingerprint": None,
+    "record_cutoff": None,
+}
+
+# SQL for a write that records its response in the same statement: `RESPONSE_ON_RECORD_SQL` is a
+# boolean expression (the key has a live recorded response: the write must not happen),
+# `response_record_sql` a data-modifying CTE body. Its plain INSERT fails with a unique violation
+# on the key when a response was recorded meanwhile (a concurrent duplicate) or an expired one was
+# not purged yet, which aborts the whole statement: see `is_key_taken` and
+# `idempotency_forget_expired`.
+RESPONSE_ON_RECORD_SQL = f"""EXISTS (
+    SELECT 1 FROM {IdempotencyRecord._meta.db_table} on_record
+    WHERE on_record.user_id = %(record_user)s::bigint AND on_record.key = %(record_key)s::varchar
+        AND on_record.created_at >= %(record_cutoff)s::timestamptz
 )"""
 
 
-def answer_record_sql(*, source: str, status: str, body: str, when: str) -> str:
-    """INSERT … SELECT of an answer: one row per row of `source` where `when` holds, with the
-    `status` and `body` expressions (over `source`)."""
+def response_record_sql(*, source: str, status: str, body: str, when: str) -> str:
+    """INSERT … SELECT of a recorded response: one row per row of `source` where `when` holds,
+    with the `status` and `body` expressions (over `source`)."""
     return f"""
         INSERT INTO {IdempotencyRecord._meta.db_table}
             (user_id, key, request_fingerprint, response_status, response_body, response_headers,
              created_at)
-        SELECT %(answer_user)s::bigint, %(answer_key)s::varchar, %(answer_fingerprint)s::varchar,
+        SELECT %(record_user)s::bigint, %(record_key)s::varchar, %(record_fingerprint)s::varchar,
             {status}, {body}, '{{}}'::jsonb, now()
         FROM {source}
-        WHERE %(answer_key)s::varchar IS NOT NULL AND ({when})
+        WHERE %(record_key)s::varchar IS NOT NULL AND ({when})
         RETURNING id
     """
 
@@ -98,11 +113,12 @@ def is_key_taken(error: IntegrityError) -> bool:
     return getattr(diag, "constraint_name", None) == "idempotency_unique_user_key"
 
 
-def idempotency_forget_expired(claim: IdempotencyKey) -> bool:
-    """Delete the key's answer if it expired (not purged yet). True when one was deleted."""
+def idempotency_forget_expired(key: IdempotencyKey) -> bool:
+    """Delete the key's recorded response if it expired (not purged yet). True when one was
+    deleted."""
     cutoff = timezone.now() - settings.IDEMPOTENCY_KEY_TTL
     deleted, _ = IdempotencyRecord.objects.filter(
-        user_id=claim.user_id, key=claim.key, created_at__lt=cutoff
+        user_id=key.user_id, key=key.key, created_at__lt=cutoff
     ).delete()
     return deleted > 0
 
@@ -133,10 +149,11 @@ def idempotency_key(request: Request) -> IdempotencyKey | None:
     )
 
 
-def idempotency_record(claim: IdempotencyKey, response: Response) -> bool:
-    """Record a rendered answer under its key. False when the key has a live answer already.
+def idempotency_record(key: IdempotencyKey, response: Response) -> bool:
+    """Record a rendered response under its key. False when the key has a live recorded response
+    already.
 
-    An expired answer (older than IDEMPOTENCY_KEY_TTL, not purged yet) is replaced.
+    An expired recorded response (older than IDEMPOTENCY_KEY_TTL, not purged yet) is replaced.
     """
     headers = {name: response[name] for name in _REPLAYED_HEADERS if response.has_header(name)}
     if response.content_type:
@@ -154,9 +171,9 @@ def idempotency_record(claim: IdempotencyKey, response: Response) -> bool:
         f"WHERE record.created_at < %s "
         f"RETURNING id",
         [
-            claim.user_id,
-            claim.key,
-            claim.fingerprint,
+            key.user_id,
+            key.key,
+            key.fingerprint,
             response.status_code,
             response.content.decode(),
             json.dumps(headers),
@@ -167,13 +184,13 @@ def idempotency_record(claim: IdempotencyKey, response: Response) -> bool:
     return bool(rows)
 
 
-def idempotency_replay(claim: IdempotencyKey) -> Response:
-    """The answer recorded for the key (after `idempotency_record` found one), to send again.
+def idempotency_replay(key: IdempotencyKey) -> Response:
+    """The response recorded for the key (after `idempotency_record` found one), to send again.
 
     Raises Conflict when the key was used for a different request.
     """
-    existing = IdempotencyRecord.objects.get(user_id=claim.user_id, key=claim.key)
-    if existing.request_fingerprint != claim.fingerprint:
+    existing = IdempotencyRecord.objects.get(user_id=key.user_id, key=key.key)
+    if existing.request_fingerprint != key.fingerprint:
         raise Conflict(
             "This Idempotency-Key was used for a different request.",
             code="idempotency_key_reused",

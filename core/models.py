@@ -3,11 +3,11 @@ from django.db import models
 
 
 class IdempotencyRecord(models.Model):
-    """The first answer to a POST carrying an `Idempotency-Key`, replayed to retries.
+    """The recorded response to the first POST carrying an `Idempotency-Key`, replayed to retries.
 
     Written at the end of the request in the transaction of its effect (core.idempotency), so a
-    row exists exactly when the effect committed. Answers of 5xx are not kept, so a retry after a
-    server failure runs again.
+    row exists exactly when the effect committed. Responses of 5xx are not kept, so a retry after
+    a server failure runs again.
     """
 
     # (the unique (user, key) constraint is the user index)
@@ -18,7 +18,7 @@ class IdempotencyRecord(models.Model):
     # The JSON text as first sent (a text column keeps the key order jsonb would not).
     response_body = models.TextField(blank=True)
     response_headers = models.JSONField(default=dict, blank=True)
-    # When the answer was recorded (the key expires IDEMPOTENCY_KEY_TTL later).
+    # When the response was recorded (the key expires IDEMPOTENCY_KEY_TTL later).
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

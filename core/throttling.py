@@ -51,16 +51,17 @@ class FixedWindowThrottle(BaseThrottle):
         ident = self.get_ident_key(request, view)
         return [] if ident is None else [(self.scope, ident)]
 
-    def piggyback(self, pipe: Any, request: Request, view: "APIView") -> None:
-        """Hook: a view may add commands to the throttle's round trip; their replies are left
-        in `request.throttle_piggyback` (None when Redis could not be reached)."""
+    def stage_extra_commands(self, pipe: RoundTrip, request: Request, view: "APIView") -> None:
+        """Hook: Redis commands a view wants sent in the throttle's round trip, after the rate
+        counters (a cache read, a mark), so the request makes one round trip, not two. Their
+        replies are left in `request.throttle_extra_replies`: see `throttle_extra_replies`."""
 
     def allow_request(self, request: Request, view: "APIView") -> bool:
         scopes = self.get_scopes(request, view)
         now = time.time()
         prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
         windows = []
-        request.throttle_piggyback = None  # type: ignore[attr-defined]
+        request.throttle_extra_replies = None  # type: ignore[attr-defined]
         try:
             pipe = RoundTrip()
             for scope, ident in scopes:
@@ -70,7 +71,7 @@ class FixedWindowThrottle(BaseThrottle):
                 pipe.incr(key)
                 pipe.expire(key, period + 1)
                 windows.append((limit, period, window))
-            self.piggyback(pipe, request, view)
+            self.stage_extra_commands(pipe, request, view)
             if not len(pipe):
                 return True
             replies = pipe.send()
@@ -78,7 +79,7 @@ class FixedWindowThrottle(BaseThrottle):
             logger.warning("throttle store unreachable; letting the request through")
             return True
         counts = replies[: 2 * len(windows) : 2]
-        request.throttle_piggyback = replies[2 * len(windows) :]  # type: ignore[attr-defined]
+        request.throttle_extra_replies = replies[2 * len(windows) :]  # type: ignore[attr-defined]
         waits = [
             (window + 1) * period - now
             for (limit, period, window), count in zip(windows, counts, strict=True)
@@ -91,6 +92,12 @@ class FixedWindowThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return self.wait_seconds
+
+
+def throttle_extra_replies(request: Request) -> list[Any] | None:
+    """The replies to the commands the view's throttle staged (`stage_extra_commands`), in order;
+    None when Redis could not be reached (or no throttle ran): the view reads on its own then."""
+    return getattr(request, "throttle_extra_replies", None)
 
 
 class RequestThrottle(FixedWindowThrottle):

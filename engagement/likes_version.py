@@ -18,7 +18,8 @@ VERSION_TTL_SECONDS = 86_400
 
 
 def viewer_likes_version_key(user_id: int) -> str:
-    """The (unprefixed) cache key of the user's likes version, for a piggybacked read."""
+    """The (unprefixed) cache key of the user's likes version, for a read sent in a throttle's
+    round trip."""
     return _KEY.format(user=user_id)
 
 

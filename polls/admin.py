@@ -21,8 +21,8 @@ from polls.models import (
     StickerTally,
     Vote,
 )
-from polls.services import lifecycle, tally
-from polls.services.cache import sticker_cache_forget
+from polls.services import finalizing, lifecycle
+from polls.services.results_cache import sticker_cache_forget
 
 
 class StickerOptionInline(admin.TabularInline):
@@ -125,7 +125,7 @@ class StickerAdmin(admin.ModelAdmin):
     @admin.action(description="Recount from the vote rows")
     def recount(self, request: HttpRequest, queryset: QuerySet[Sticker]) -> None:
         for sticker_id in queryset.values_list("pk", flat=True):
-            tally.sticker_recount(sticker_id=sticker_id)
+            finalizing.sticker_recount(sticker_id=sticker_id)
         self.message_user(request, "Recounted.", messages.SUCCESS)
 
 

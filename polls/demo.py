@@ -9,7 +9,7 @@ from core.client import ClientInfo
 from engagement.demo import CREATORS
 from engagement.models import User, Video
 from polls.models import Sticker
-from polls.services.definitions import CheckpointSpec, StickerSpec, sticker_create
+from polls.services.authoring import CheckpointSpec, StickerSpec, sticker_create
 from polls.services.voting import vote_cast
 
 DEMO_CLIENT = ClientInfo(ip="127.0.0.1", device_id="demo-device")

@@ -13,8 +13,8 @@ from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from core.metrics.collectors import scrape_cursor
-from polls.models import Sticker, StickerTally, Vote
-from polls.services.tally import VOTABLE
+from polls.models import VOTABLE_KINDS, Sticker, StickerTally, Vote
+from polls.state import CLOCK_DRIVEN
 
 VOTES = Counter(
     "chorus_votes",
@@ -25,7 +25,8 @@ VOTES = Counter(
 # second even for a million votes; a sticker this late is stuck, not just between sweeps.
 OVERDUE_AFTER = timedelta(seconds=10)
 
-_LIVE_STATES = [Sticker.State.SCHEDULED, Sticker.State.OPEN, Sticker.State.CLOSED]
+# Not yet final (nor canceled or moderated): what a live tally or a closing is still due for.
+_LIVE_STATES = [*CLOCK_DRIVEN, Sticker.State.CLOSED]
 
 # Per sticker that can still take votes or has not been finalized: its oldest counted vote
 # newer than its live tally, found by the (sticker, voted_at) index with one probe per sticker.
@@ -58,7 +59,7 @@ class LiveTallyLagCollector:
         with scrape_cursor() as cursor:
             cursor.execute(
                 _TALLY_LAG_SQL,
-                {"states": [str(state) for state in _LIVE_STATES], "kinds": list(VOTABLE)},
+                {"states": [str(state) for state in _LIVE_STATES], "kinds": list(VOTABLE_KINDS)},
             )
             (lag,) = cursor.fetchone()
         yield GaugeMetricFamily(
@@ -79,9 +80,7 @@ class StickersOverdueCollector:
         with scrape_cursor():
             # (the partial index sticker_due_idx holds exactly the scheduled and open ones)
             late = dict(
-                Sticker.objects.filter(
-                    state__in=[Sticker.State.SCHEDULED, Sticker.State.OPEN], closes_at__lt=cutoff
-                )
+                Sticker.objects.filter(state__in=CLOCK_DRIVEN, closes_at__lt=cutoff)
                 .values_list("state")
                 .annotate(count=Count("id"))
                 .order_by()

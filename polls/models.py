@@ -46,7 +46,7 @@ class Sticker(models.Model):
     payload = models.JSONField(null=True, blank=True)
     opens_at = models.DateTimeField()
     closes_at = models.DateTimeField(null=True, blank=True)
-    # The stored state; `polls.selectors.sticker_state` derives scheduled/open/closed from the
+    # The stored state; `polls.state.sticker_state` derives scheduled/open/closed from the
     # clock between sweeps.
     state = models.CharField(
         max_length=16, choices=State.choices, default=State.SCHEDULED, db_index=True
@@ -86,6 +86,10 @@ class Sticker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.prompt[:40]}"
+
+
+# The kinds that take votes, whose results count votes per option (comment_pick's count likes).
+VOTABLE_KINDS = (Sticker.Kind.POLL, Sticker.Kind.ENDING)
 
 
 class StickerOption(models.Model):

@@ -16,7 +16,7 @@ from rewards.models import (
     Perk,
     RewardRule,
 )
-from rewards.services.grants import backfill_request, grants_revoke
+from rewards.services.grants import backfill_enqueue, grants_revoke
 from rewards.services.rules import rule_preview
 
 
@@ -138,7 +138,7 @@ class RewardRuleAdmin(admin.ModelAdmin):
             obj.backfilled_at = None
         super().save_model(request, obj, form, change)  # type: ignore[arg-type]
         if activated:
-            backfill_request(rule_id=obj.pk)
+            backfill_enqueue(rule_id=obj.pk)
             self.message_user(request, "Backfill queued: the rule applies to history too.")
 
     @admin.action(description="Backfill: apply to history now")

@@ -17,7 +17,7 @@ from analytics.parameters import iso_utc
 from core.api.base import BaseAPIView
 from core.exceptions import InvalidInput
 from core.renderers import JSONRenderer
-from core.throttling import RequestThrottle
+from core.throttling import RequestThrottle, throttle_extra_replies
 from engagement import selectors as engagement_selectors
 from engagement.api.serializers import VideoSerializer
 from engagement.likes_version import viewer_likes_version, viewer_likes_version_key
@@ -83,7 +83,7 @@ class HotThrottle(RequestThrottle):
     """The default throttle, with the hot list's cache reads riding on its Redis round trip:
     the list, the viewer's likes version and the viewer's likes stored under it."""
 
-    def piggyback(self, pipe: Any, request: Request, view: APIView) -> None:
+    def stage_extra_commands(self, pipe: Any, request: Request, view: APIView) -> None:
         limit = _hot_limit(request)
         viewer = request.user  # (throttles run after the permission check: a user)
         if limit is not None and isinstance(viewer, User):
@@ -147,7 +147,7 @@ class HotVideosView(BaseAPIView):
         limit = discovery.check_limit(request.query_params.get("limit"))
         assert isinstance(request.user, User)
         seconds = settings.ANALYTICS_HOT_CACHE_SECONDS
-        replies = getattr(request, "throttle_piggyback", None) or [None, None, None]
+        replies = throttle_extra_replies(request) or [None, None, None]
         document, version, stored = (_decode(raw) for raw in replies)
         if seconds <= 0 or not isinstance(document, dict) or "entries" not in document:
             document = _hot_document(limit)

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.api import serializers as s
-from analytics.documents import DocumentKey, cached_decode, cached_queue, document_serve
+from analytics.documents import DocumentKey, cached_decode, cached_stage, document_serve
 from analytics.parameters import (
     ALLOWED_DAYS,
     DEFAULT_DAYS,
@@ -21,7 +21,7 @@ from analytics.parameters import (
 from analytics.selectors import document_compute
 from core.api.base import BaseAPIView
 from core.exceptions import InvalidInput, NotFound
-from core.throttling import RequestThrottle
+from core.throttling import RequestThrottle, throttle_extra_replies
 from engagement.models import Video
 
 PARAMETERS = [
@@ -64,26 +64,26 @@ class DocumentThrottle(RequestThrottle):
     """The default throttle, with the document cache read (and the document's active mark and
     the refresher's arming) riding on its Redis round trip."""
 
-    def piggyback(self, pipe: Any, request: Request, view: APIView) -> None:
+    def stage_extra_commands(self, pipe: Any, request: Request, view: APIView) -> None:
         if not (request.user and request.user.is_authenticated):
             return
         try:
             parameters = _parameters(request)
         except InvalidInput:
             return  # the view answers 400
-        token = cached_queue(pipe, _document_key(request, view, parameters))
+        token = cached_stage(pipe, _document_key(request, view, parameters))
         request.document_refresher_token = token  # type: ignore[attr-defined]
 
 
-def _answer(request: Request, document: dict[str, Any], etag: str) -> Response:
+def _respond(request: Request, document: dict[str, Any], etag: str) -> Response:
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
         return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return Response(document, headers=headers)
 
 
-def _piggybacked(request: Request) -> Any:
-    replies = getattr(request, "throttle_piggyback", None)
+def _cached_from_throttle(request: Request) -> Any:
+    replies = throttle_extra_replies(request)
     token = getattr(request, "document_refresher_token", None)
     return cached_decode(replies, token=token) if replies else None
 
@@ -108,9 +108,9 @@ class CreatorAnalyticsView(BaseAPIView):
     def get(self, request: Request) -> Response:
         key = _document_key(request, self, _parameters(request))
         document, etag = document_serve(
-            key, cached=_piggybacked(request), compute=partial(document_compute, key)
+            key, cached=_cached_from_throttle(request), compute=partial(document_compute, key)
         )
-        return _answer(request, document, etag)
+        return _respond(request, document, etag)
 
 
 class VideoAnalyticsView(BaseAPIView):
@@ -126,10 +126,10 @@ class VideoAnalyticsView(BaseAPIView):
         key = _document_key(request, self, _parameters(request))
         try:
             document, etag = document_serve(
-                key, cached=_piggybacked(request), compute=partial(document_compute, key)
+                key, cached=_cached_from_throttle(request), compute=partial(document_compute, key)
             )
         except Video.DoesNotExist:
             # Someone else's video and no video answer alike (SPEC §2.7). A stored document
             # is only ever served to its creator (its key holds the caller's version).
             raise NotFound("No video with this id.", code="not_found") from None
-        return _answer(request, document, etag)
+        return _respond(request, document, etag)

@@ -346,7 +346,7 @@ INTEGRITY_FULL_WINDOW_DAYS = env.int("INTEGRITY_FULL_WINDOW_DAYS", default=28)
 # Live tallies: votes within this window are counted by one aggregation (SPEC: <= 2 s behind).
 TALLY_DEBOUNCE_SECONDS = env.float("TALLY_DEBOUNCE_SECONDS", default=0.25)
 # A vote marks its sticker dirty before its statement commits (on the throttle's round trip); the
-# sticker keeps being refreshed until this long after its latest mark (polls.services.tally).
+# sticker keeps being refreshed until this long after its latest mark (polls.services.tallies).
 TALLY_MARK_GRACE_SECONDS = env.float("TALLY_MARK_GRACE_SECONDS", default=1.0)
 # Consumers woken after a lower app commits: a burst of commits within this window is one run.
 WAKE_DEBOUNCE_SECONDS = env.float("WAKE_DEBOUNCE_SECONDS", default=1.0)

@@ -36,6 +36,7 @@ from django.db.models import Model
 
 from core.db import counted_flip_cte
 from core.wakeups import wake
+from engagement.locks import COMMENTS_FOR_UPDATE_SQL, videos_for_update
 from engagement.models import (
     Comment,
     CommentLike,
@@ -46,11 +47,7 @@ from engagement.models import (
     Play,
     Share,
 )
-from engagement.services.counters import (
-    CounterName,
-    video_counters_rewrite,
-    videos_lock_exclusive,
-)
+from engagement.services.counters import CounterName, video_counters_rewrite
 
 WAKE_TOPIC = "counted_flips"
 
@@ -144,9 +141,7 @@ def _comment_likes_rewrite(comment_ids: list[int]) -> None:
             SET like_count = (
                 SELECT count(*) FROM {_COMMENT_LIKE} cl WHERE cl.comment_id = c.id AND cl.counted
             )
-            WHERE c.id IN (
-                SELECT id FROM {_COMMENT} WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE
-            )
+            WHERE c.id IN ({COMMENTS_FOR_UPDATE_SQL})
             """,
             [comment_ids],
         )
@@ -190,7 +185,7 @@ def interactions_counted_set(
         candidates = _videos_to_lock(source.model._meta.db_table, row_ids, counted)
         if not candidates:
             return nothing
-        videos = videos_lock_exclusive(video_ids=candidates)
+        videos = videos_for_update(video_ids=candidates)
     flipped, users, targets, touched_videos = _flip(source, row_ids, counted, videos)
     if not flipped:
         return nothing

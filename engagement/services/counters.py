@@ -3,6 +3,7 @@
 Locking protocol, so a recount never races a write: every write that changes a counter first
 takes FOR KEY SHARE on the video row (writers do not block each other), and a recount takes
 FOR UPDATE on it (waits for writers in flight, holds new ones until it has rewritten the shards).
+The locks are engagement.locks's.
 """
 
 import random
@@ -11,20 +12,12 @@ from typing import Literal
 
 from django.db import connection, transaction
 
+from engagement.locks import videos_for_update
 from engagement.models import Comment, Like, Play, Share, Video, VideoCounter
 
 COUNTER_SHARDS = 8
 CounterName = Literal["likes", "comments", "shares", "plays"]
 COUNTER_NAMES: tuple[CounterName, ...] = ("likes", "comments", "shares", "plays")
-
-
-def video_lock_shared(*, video_id: int) -> bool:
-    """FOR KEY SHARE on the video; False when it does not exist."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT 1 FROM {Video._meta.db_table} WHERE id = %s FOR KEY SHARE", [video_id]
-        )
-        return cursor.fetchone() is not None
 
 
 def video_counter_add(*, video_id: int, counter: CounterName, delta: int) -> None:
@@ -65,20 +58,6 @@ def video_counts(video_ids: list[int]) -> dict[int, dict[str, int]]:
     return counts
 
 
-def videos_lock_exclusive(*, video_ids: Sequence[int]) -> list[int]:
-    """FOR UPDATE on these videos, in id order (the recount side of the protocol above); the ids
-    that exist. Taking them in one order means two recounts never deadlock on each other."""
-    if not video_ids:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id FROM {Video._meta.db_table} WHERE id = ANY(%s::bigint[]) "
-            f"ORDER BY id FOR UPDATE",
-            [sorted(set(video_ids))],
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
 # The exact count of one counter for the video `v.id`, from the counted rows.
 _COUNTED_MODELS: dict[CounterName, type[Like | Comment | Share | Play]] = {
     "likes": Like,
@@ -96,7 +75,7 @@ def video_counters_rewrite(
     *, video_ids: Sequence[int], counters: Sequence[CounterName] = COUNTER_NAMES
 ) -> dict[int, dict[str, int]]:
     """Rewrite these counters of these videos from the counted rows: two statements for any
-    number of videos. The caller holds `videos_lock_exclusive` on them (so no writer is between
+    number of videos. The caller holds `videos_for_update` on them (so no writer is between
     its row and its counter). Returns {video_id: {counter: exact}} for the recounted counters.
 
     The exact count goes to shard 0 and the other shards' share of it becomes 0; recounting
@@ -144,7 +123,7 @@ def video_counters_recount_many(
 ) -> dict[int, dict[str, int]]:
     """Lock the videos (id order) and rebuild their counters: three statements for any number
     of videos. Videos that do not exist are left out of the answer."""
-    locked = videos_lock_exclusive(video_ids=video_ids)
+    locked = videos_for_update(video_ids=video_ids)
     return video_counters_rewrite(video_ids=locked, counters=counters)
 
 

@@ -19,6 +19,7 @@ from core.db import insert_ignoring_conflict
 from core.exceptions import InvalidInput, NotFound
 from core.wakeups import wake
 from engagement.likes_version import viewer_likes_changed
+from engagement.locks import comment_for_update, video_for_key_share
 from engagement.metrics import COMMENT_LIKES, VIDEO_LIKES
 from engagement.models import (
     Comment,
@@ -32,7 +33,7 @@ from engagement.models import (
     User,
     Video,
 )
-from engagement.services.counters import video_counter_add, video_lock_shared
+from engagement.services.counters import video_counter_add
 
 REMOVALS_WAKE_TOPIC = "removals"
 
@@ -101,7 +102,7 @@ def _now_values() -> dict:
 
 
 def _video_locked(video_id: int) -> None:
-    if not video_lock_shared(video_id=video_id):
+    if not video_for_key_share(video_id=video_id):
         raise NotFound("No video with this id.", code="not_found")
 
 
@@ -170,7 +171,7 @@ def comment_unlike(*, user: User, comment_id: int) -> None:
 
 @transaction.atomic
 def comment_likes_recount(*, comment_id: int) -> int | None:
-    comment = Comment.objects.select_for_update().filter(pk=comment_id).first()
+    comment = comment_for_update(comment_id)
     if comment is None:
         return None
     exact = CommentLike.objects.filter(comment_id=comment_id, counted=True).count()

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from engagement.models import User
+from integrity.locks import case_for_decision, finding_lock
 from integrity.models import Case, CaseAccount, CaseDecision, CaseFlip, Signal
 from integrity.services.rows import (
     STAGED,
@@ -32,8 +33,6 @@ from integrity.services.rows import (
     staged_create,
 )
 from rewards.services.reassess import grants_qualification_snapshot, grants_reassess
-
-DECISIONS_LOCK = "integrity-decisions"
 
 _CASE = Case._meta.db_table
 _ACCOUNT = CaseAccount._meta.db_table
@@ -164,11 +163,8 @@ def case_open(*, finding: Finding, auto_confirm: bool = False) -> OpenResult:
     new evidence since. With `auto_confirm` (evidence strong on independent grounds, decided by
     detection) the new case is confirmed at once, as an automatic decision."""
     _check_finding(finding)
-    with connection.cursor() as cursor:
-        # Two passes meeting the same finding at once: one case.
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"integrity-case:{finding.fingerprint}"]
-        )
+    # Two passes meeting the same finding at once: one case.
+    finding_lock(finding.fingerprint)
     same = Case.objects.filter(fingerprint=finding.fingerprint)
     existing = same.exclude(status=Case.Status.DISMISSED).order_by("-pk").first()
     if existing is not None:
@@ -226,13 +222,6 @@ class DecisionResult:
     grants_revoked: list[int] = field(default_factory=list)
     grants_restored: list[int] = field(default_factory=list)
     grants_granted: int = 0
-
-
-def _case_locked(case: Case | int) -> Case:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [DECISIONS_LOCK])
-    case_id = case.pk if isinstance(case, Case) else case
-    return Case.objects.select_for_update().get(pk=case_id)
 
 
 def _stage_covered_counted(case: Case) -> None:
@@ -345,7 +334,7 @@ def case_confirm(
     logged)."""
     if auto and by is not None:
         raise ValueError("an automatic decision has no staff member")
-    case = _case_locked(case)
+    case = case_for_decision(case)
     staged_create()
     _stage_covered_counted(case)
     already = case.status == Case.Status.CONFIRMED
@@ -406,7 +395,7 @@ def case_dismiss(case: Case | int, *, by: User | None, note: str) -> DecisionRes
     is recounted, rewards following — except rows another confirmed case covers, which that case
     takes over and which stay uncounted. Works the same after an automatic confirmation; an open
     case is simply dismissed; dismissing a dismissed case does nothing."""
-    case = _case_locked(case)
+    case = case_for_decision(case)
     if case.status == Case.Status.DISMISSED:
         return DecisionResult(case=case, changed=False)
     if case.status == Case.Status.OPEN:

@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from core.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from polls.models import Sticker
-from polls.services.definitions import CheckpointSpec
+from polls.services.authoring import CheckpointSpec
 
 ID_MAX = 2**63 - 1
 MAX_VOTE_OPTIONS = 10

@@ -11,18 +11,20 @@ from rest_framework.views import APIView
 
 from core.api.base import BaseAPIView, BaseGenericAPIView
 from core.client import client_info
-from core.idempotency import InStatementAnswer
+from core.idempotency import InStatementRecord
 from core.pagination import IdCursorPagination
 from core.renderers import JSONRenderer
-from core.throttling import RequestThrottle
+from core.throttling import RequestThrottle, throttle_extra_replies
 from engagement.models import User
 from engagement.selectors import video_exists
 from polls import selectors
 from polls.api import serializers as s
-from polls.services import definitions, lifecycle, voting
-from polls.services.cache import cached_mget_decode, cached_mget_queue
-from polls.services.definitions import StickerSpec
-from polls.services.tally import tally_mark_queue, tally_mark_sent
+from polls.api.documents import results_document, results_etag, sticker_documents
+from polls.services import authoring, lifecycle, voting
+from polls.services.authoring import StickerSpec
+from polls.services.results import sticker_results_read
+from polls.services.results_cache import results_cache_decode, results_cache_stage
+from polls.services.tallies import tally_mark_sent, tally_mark_stage
 
 
 def _viewer(request: Request) -> User:
@@ -32,7 +34,7 @@ def _viewer(request: Request) -> User:
 
 def _present_one(sticker_id: int, viewer: User) -> dict[str, Any]:
     sticker = selectors.sticker_get(sticker_id=sticker_id, viewer=viewer)
-    return selectors.stickers_present([sticker], viewer=viewer)[0]
+    return sticker_documents([sticker], viewer=viewer)[0]
 
 
 class StickerCursorPagination(IdCursorPagination):
@@ -55,7 +57,7 @@ class VideoStickersView(BaseGenericAPIView):
             selectors.stickers_for_video(video_id=video_id, viewer=viewer)
         )
         assert page is not None
-        data = selectors.stickers_present(page, viewer=viewer)
+        data = sticker_documents(page, viewer=viewer)
         return self.get_paginated_response(s.StickerSerializer(data, many=True).data)
 
     @extend_schema(
@@ -68,7 +70,7 @@ class VideoStickersView(BaseGenericAPIView):
         data = s.StickerCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         viewer = _viewer(request)
-        sticker = definitions.sticker_create(
+        sticker = authoring.sticker_create(
             creator=viewer, video_id=video_id, spec=StickerSpec(**data.validated_data)
         )
         return Response(
@@ -92,7 +94,7 @@ class StickerDetailView(BaseAPIView):
         data = s.StickerChangeSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         viewer = _viewer(request)
-        definitions.sticker_update(actor=viewer, sticker_id=sticker_id, changes=data.validated_data)
+        authoring.sticker_update(actor=viewer, sticker_id=sticker_id, changes=data.validated_data)
         return Response(s.StickerSerializer(_present_one(sticker_id, viewer)).data)
 
 
@@ -125,16 +127,16 @@ class StickerModerateView(BaseAPIView):
 
 
 class VoteThrottle(RequestThrottle):
-    """The default throttle, with the mark of the sticker's live tally riding on its round trip
+    """The default throttle; the mark of the sticker's live tally is sent in its Redis round trip
     (before the vote commits: see TALLY_MARK_GRACE_SECONDS)."""
 
-    def piggyback(self, pipe: Any, request: Request, view: APIView) -> None:
-        tally_mark_queue(pipe, view.kwargs["sticker_id"])
+    def stage_extra_commands(self, pipe: Any, request: Request, view: APIView) -> None:
+        tally_mark_stage(pipe, view.kwargs["sticker_id"])
 
 
 class VoteView(BaseAPIView):
-    # The vote's one statement records the Idempotency-Key's answer too (no transaction).
-    answer_in_statement = True
+    # The vote's one statement records the Idempotency-Key's response too (no transaction).
+    records_in_statement = True
     throttle_classes = [VoteThrottle]
 
     @extend_schema(
@@ -145,8 +147,8 @@ class VoteView(BaseAPIView):
         "your vote.",
     )
     def post(self, request: Request, sticker_id: int) -> Response:
-        claim = self.idempotency
-        marked = getattr(request, "throttle_piggyback", None)  # None: Redis was unreachable
+        key = self.idempotency
+        marked = throttle_extra_replies(request)  # None: Redis was unreachable
         if marked:
             tally_mark_sent(marked)
         result = voting.vote_cast(
@@ -154,13 +156,13 @@ class VoteView(BaseAPIView):
             sticker_id=sticker_id,
             option_ids=_vote_option_ids(request.data),
             client=client_info(request),
-            answer=None
-            if claim is None
-            else InStatementAnswer(claim=claim, render=partial(_vote_rendered, sticker_id)),
+            record=None
+            if key is None
+            else InStatementRecord(key=key, render=partial(_vote_rendered, sticker_id)),
             tally_marked=bool(marked),
         )
         if result.recorded:
-            self.answer_recorded()
+            self.response_recorded()
         return Response(
             _vote_body(sticker_id, result),
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
@@ -178,7 +180,7 @@ def _vote_body(sticker_id: int, result: voting.VoteResult) -> dict[str, Any]:
 
 
 def _vote_rendered(sticker_id: int, result: voting.VoteResult) -> str:
-    """The answer's body exactly as sent (JSONRenderer), for the vote's statement to record."""
+    """The response body exactly as sent (JSONRenderer), for the vote's statement to record."""
     return JSONRenderer().render(_vote_body(sticker_id, result)).decode()
 
 
@@ -202,13 +204,17 @@ def _vote_option_ids(data: Any) -> list[int]:
 
 
 class ResultsThrottle(RequestThrottle):
-    """The default throttle, with the results cache read riding on its Redis round trip."""
+    """The default throttle; the results cache read is sent in its Redis round trip."""
 
-    def piggyback(self, pipe: Any, request: Request, view: APIView) -> None:
-        cached_mget_queue(pipe, view.kwargs["sticker_id"])
+    def stage_extra_commands(self, pipe: Any, request: Request, view: APIView) -> None:
+        results_cache_stage(pipe, view.kwargs["sticker_id"])
 
 
 class ResultsView(BaseAPIView):
+    # The results cache read (polls.services.results_cache: the sticker's cache version, metadata
+    # and tally) shares the throttle's Redis round trip, so a read costs one round trip, not two
+    # (docs/benchmarks.md): ResultsThrottle stages it with the rate counters, `get` decodes the
+    # reply. When Redis could not be reached, the results read tries on its own.
     throttle_classes = [ResultsThrottle]
 
     @extend_schema(
@@ -221,15 +227,14 @@ class ResultsView(BaseAPIView):
         "or, once `final`, the exact result. Supports ETag / If-None-Match.",
     )
     def get(self, request: Request, sticker_id: int) -> Response:
-        replies = getattr(request, "throttle_piggyback", None)
-        cached = cached_mget_decode(replies[0]) if replies else None
-        document, etag = selectors.sticker_results(
-            sticker_id=sticker_id, viewer=_viewer(request), cached=cached
-        )
+        replies = throttle_extra_replies(request)
+        cached = results_cache_decode(replies[0]) if replies else None
+        read = sticker_results_read(sticker_id=sticker_id, viewer=_viewer(request), cached=cached)
+        etag = results_etag(read)
         headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
         if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
-        return Response(document, headers=headers)
+        return Response(results_document(read), headers=headers)
 
 
 class AnswerView(BaseAPIView):

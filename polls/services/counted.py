@@ -11,7 +11,7 @@ A vote flip, in one transaction and a number of statements that does not grow wi
    waited for the flip counts the flipped flags;
 3. the flip, `UPDATE … WHERE id = ANY(ids) AND counted <> %s` (row locks in id order);
 4. the recount of every touched sticker: a final one gets its StickerResult rows, total and
-   winner rewritten (`_results_write`, a few statements per sticker: a loop over the touched
+   winner rewritten (`final_results_write`, a few statements per sticker: a loop over the touched
    stickers, never over the votes); the others get their live tallies recomputed with one
    aggregation for all (`tallies_refresh`, the Redis copies stored after commit);
 5. one `polls.CountedFlip` row per flipped vote, written last (consumers lag on `created_at`).
@@ -32,12 +32,43 @@ from django.db import connection, transaction
 
 from core.db import counted_flip_cte
 from core.wakeups import wake
+from polls.locks import comment_pick_stickers_for_update, stickers_for_update
 from polls.models import Answer, CountedFlip, Sticker, Vote
-from polls.services.cache import sticker_cache_forget
-from polls.services.tally import _results_write, tallies_refresh
+from polls.services.finalizing import final_results_write
+from polls.services.results_cache import sticker_cache_forget
+from polls.services.tallies import tallies_refresh
 
 WAKE_TOPIC = "counted_flips"
 _FLIP = CountedFlip._meta.db_table
+
+# The stickers of the votes among `%s` (ids) whose `counted` differs from `%s`.
+VOTE_STICKERS_TO_FLIP_SQL = (
+    f"SELECT coalesce(array_agg(DISTINCT sticker_id), '{{}}') FROM {Vote._meta.db_table} "
+    f"WHERE id = ANY(%s::bigint[]) AND counted <> %s"
+)
+# After `counted_flip_cte`: the flipped rows' ids, their users and their stickers.
+FLIPPED_SUMMARY_SQL = """
+    SELECT coalesce(array_agg(id), '{}'), coalesce(array_agg(DISTINCT user_id), '{}'),
+           coalesce(array_agg(DISTINCT sticker_id), '{}')
+    FROM flipped
+"""
+
+
+def _flip_record_sql(table: str) -> str:
+    """One polls.CountedFlip row per flipped row of `table` (votes or answers), in id order."""
+    return f"""
+        INSERT INTO {_FLIP}
+            (kind, row_id, user_id, sticker_id, counted, interaction_created_at, created_at)
+        SELECT %(kind)s, t.id, t.user_id, t.sticker_id, %(counted)s, t.created_at,
+               clock_timestamp()
+        FROM {table} t WHERE t.id = ANY(%(flipped)s::bigint[]) ORDER BY t.id
+    """
+
+
+_FLIP_RECORD_SQL = {
+    CountedFlip.Kind.VOTE: _flip_record_sql(Vote._meta.db_table),
+    CountedFlip.Kind.ANSWER: _flip_record_sql(Answer._meta.db_table),
+}
 
 
 @dataclass(frozen=True)
@@ -62,7 +93,7 @@ def _stickers_recount(stickers: list[Sticker]) -> StickersRecount:
     """Recount these stickers, whose row locks the caller holds."""
     final = [sticker for sticker in stickers if sticker.state == Sticker.State.FINAL]
     for sticker in final:
-        _results_write(sticker)
+        final_results_write(sticker)
         sticker.save(update_fields=["total_votes", "winner_option", "winner_comment", "updated_at"])
     final_ids = [sticker.pk for sticker in final]
 
@@ -81,11 +112,7 @@ def comment_pick_stickers_recount(*, video_ids: Sequence[int]) -> StickersRecoun
     """Recount the comment_pick stickers of these videos after their comments or comment likes
     changed `counted` (engagement.services.counted.interactions_counted_set): final ones get
     their leaderboard and winner rewritten, open ones their live leaderboard."""
-    stickers = list(
-        Sticker.objects.select_for_update()
-        .filter(video_id__in=sorted(set(video_ids)), kind=Sticker.Kind.COMMENT_PICK)
-        .order_by("pk")
-    )
+    stickers = comment_pick_stickers_for_update(video_ids)
     if not stickers:
         return StickersRecount(final=[], live=[])
     return _stickers_recount(stickers)
@@ -103,29 +130,17 @@ def _flip(
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            flipped_rows
-            + """
-            SELECT coalesce(array_agg(id), '{}'), coalesce(array_agg(DISTINCT user_id), '{}'),
-                   coalesce(array_agg(DISTINCT sticker_id), '{}')
-            FROM flipped
-            """,
+            flipped_rows + FLIPPED_SUMMARY_SQL,
             {"ids": ids, "counted": counted, "parents": stickers},
         )
         flipped, users, touched = cursor.fetchone()
     return list(flipped), sorted(users), sorted(touched)
 
 
-def _record(kind: CountedFlip.Kind, table: str, flipped: list[int], counted: bool) -> None:
+def _record(kind: CountedFlip.Kind, flipped: list[int], counted: bool) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""
-            INSERT INTO {_FLIP}
-                (kind, row_id, user_id, sticker_id, counted, interaction_created_at, created_at)
-            SELECT %(kind)s, t.id, t.user_id, t.sticker_id, %(counted)s, t.created_at,
-                   clock_timestamp()
-            FROM {table} t WHERE t.id = ANY(%(flipped)s::bigint[]) ORDER BY t.id
-            """,
-            {"kind": kind.value, "flipped": flipped, "counted": counted},
+            _FLIP_RECORD_SQL[kind], {"kind": kind.value, "flipped": flipped, "counted": counted}
         )
 
 
@@ -144,20 +159,16 @@ def votes_counted_set(*, ids: Sequence[int], counted: bool) -> FlipResult:
     if not row_ids:
         return nothing
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT coalesce(array_agg(DISTINCT sticker_id), '{{}}') FROM {table} "
-            f"WHERE id = ANY(%s::bigint[]) AND counted <> %s",
-            [row_ids, counted],
-        )
+        cursor.execute(VOTE_STICKERS_TO_FLIP_SQL, [row_ids, counted])
         candidates = sorted(cursor.fetchone()[0])
     if not candidates:
         return nothing
-    stickers = list(Sticker.objects.select_for_update().filter(pk__in=candidates).order_by("pk"))
+    stickers = stickers_for_update(candidates)
     flipped, users, touched = _flip(table, row_ids, counted, [sticker.pk for sticker in stickers])
     if not flipped:
         return nothing
     _stickers_recount([sticker for sticker in stickers if sticker.pk in set(touched)])
-    _record(kind, table, flipped, counted)
+    _record(kind, flipped, counted)
     wake(WAKE_TOPIC)
     return FlipResult(kind, counted, len(flipped), users, touched)
 
@@ -178,6 +189,6 @@ def answers_counted_set(*, ids: Sequence[int], counted: bool) -> FlipResult:
     flipped, users, touched = _flip(table, row_ids, counted, None)
     if not flipped:
         return nothing
-    _record(kind, table, flipped, counted)
+    _record(kind, flipped, counted)
     wake(WAKE_TOPIC)
     return FlipResult(kind, counted, len(flipped), users, touched)

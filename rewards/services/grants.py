@@ -21,8 +21,8 @@ def rule_backfill(*, rule_id: int) -> int:
     return granted
 
 
-def backfill_request(*, rule_id: int) -> None:
-    """Queue a backfill after commit. If the broker is down, the pending-rules sweep runs it."""
+def backfill_enqueue(*, rule_id: int) -> None:
+    """Enqueue a backfill after commit. If the broker is down, the pending-rules sweep runs it."""
     enqueue_on_commit(BACKFILL_TASK, rule_id)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 
+from rewards.locks import grants_for_update_sql
 from rewards.models import Entitlement, Grant, RewardRule
 from rewards.services.rules import Scope, qualifying_sql, rule_apply
 
@@ -97,12 +98,14 @@ def grants_reassess(*, user_ids: Sequence[int], reason: str) -> Reassessment:
         # Lock order: grants in id order, then their entitlements (as grants_revoke).
         cursor.execute(
             f"""
-            WITH lost AS (
-                SELECT g.id FROM {_GRANT} g
-                WHERE g.revoked_at IS NULL AND g.user_id = ANY(%(users)s)
-                  AND EXISTS ({_matches("g", _BEFORE)}) AND NOT EXISTS ({_matches("g", _AFTER)})
-                ORDER BY g.id FOR UPDATE
-            ),
+            WITH lost AS ({
+                grants_for_update_sql(
+                    columns="g.id",
+                    where=f"g.revoked_at IS NULL AND g.user_id = ANY(%(users)s) "
+                    f"AND EXISTS ({_matches('g', _BEFORE)}) "
+                    f"AND NOT EXISTS ({_matches('g', _AFTER)})",
+                )
+            }),
             revoked AS (
                 UPDATE {_GRANT} g SET revoked_at = now(), revoke_reason = %(reason)s
                 FROM lost WHERE g.id = lost.id
@@ -124,13 +127,14 @@ def grants_reassess(*, user_ids: Sequence[int], reason: str) -> Reassessment:
         # An entitlement revoked with its grant carries the grant's revocation time.
         cursor.execute(
             f"""
-            WITH back AS (
-                SELECT g.id, g.revoked_at FROM {_GRANT} g
-                WHERE g.revoked_at IS NOT NULL AND g.user_id = ANY(%(users)s)
-                  AND starts_with(g.revoke_reason, %(prefix)s)
-                  AND EXISTS ({_matches("g", _AFTER)})
-                ORDER BY g.id FOR UPDATE
-            ),
+            WITH back AS ({
+                grants_for_update_sql(
+                    columns="g.id, g.revoked_at",
+                    where=f"g.revoked_at IS NOT NULL AND g.user_id = ANY(%(users)s) "
+                    f"AND starts_with(g.revoke_reason, %(prefix)s) "
+                    f"AND EXISTS ({_matches('g', _AFTER)})",
+                )
+            }),
             entitlements AS (
                 UPDATE {_ENTITLEMENT} e SET revoked_at = NULL
                 FROM back

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from core.exceptions import Conflict, NotFound
 from engagement.models import User
+from rewards.locks import user_perk_entitlements_for_update
 from rewards.models import Entitlement, Perk
 
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -36,10 +37,9 @@ def entitlement_redeem(*, user: User, entitlement_id: int) -> Redemption:
     # Lock all of this user's entitlements of the perk, in id order: the per-user limit is
     # checked against a count no concurrent redemption of the same user can change.
     mine = list(
-        Entitlement.objects.select_for_update()
-        .filter(user=user, perk_id=entitlement.perk_id)
-        .order_by("id")
-        .values_list("id", "redeemed_at")
+        user_perk_entitlements_for_update(user=user, perk_id=entitlement.perk_id).values_list(
+            "id", "redeemed_at"
+        )
     )
     redeemed_by_user = sum(1 for _, redeemed_at in mine if redeemed_at is not None)
     entitlement.refresh_from_db(fields=["redeemed_at", "revoked_at"])

@@ -16,9 +16,16 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from core.db import sql_literals
 from engagement.models import Comment, CommentLike, Like, Video
 from polls.models import Answer, Checkpoint, Sticker, Vote
 from rewards.models import ActivityEvent, Entitlement, Grant, RewardRule
+
+# Sticker kinds and states in the rules' SQL, as the polls models spell them.
+_UNLOCK = sql_literals([Sticker.Kind.UNLOCK])
+_COMMENT_PICK = sql_literals([Sticker.Kind.COMMENT_PICK])
+_ENDING = sql_literals([Sticker.Kind.ENDING])
+_FINAL = sql_literals([Sticker.State.FINAL])
 
 _PERIOD_SQL = {
     RewardRule.Period.NONE: "''",
@@ -122,12 +129,12 @@ def qualifying_sql(rule: RewardRule, scope: Scope) -> tuple[str, dict[str, Any]]
             f"SELECT user_id, sticker_id, created_at FROM {VOTE} WHERE counted "
             f"UNION ALL SELECT user_id, sticker_id, created_at FROM {ANSWER} WHERE counted "
             f"UNION ALL SELECT l.user_id, us.id, l.created_at FROM {LIKE} l "
-            f"JOIN {STICKER} us ON us.video_id = l.video_id AND us.kind = 'unlock' "
+            f"JOIN {STICKER} us ON us.video_id = l.video_id AND us.kind = {_UNLOCK} "
             f"WHERE l.counted AND l.created_at >= us.opens_at "
             f"AND (us.closes_at IS NULL OR l.created_at < us.closes_at) "
             f"UNION ALL SELECT cl.user_id, cs.id, cl.created_at FROM {COMMENT_LIKE} cl "
             f"JOIN {COMMENT} c ON c.id = cl.comment_id "
-            f"JOIN {STICKER} cs ON cs.video_id = c.video_id AND cs.kind = 'comment_pick' "
+            f"JOIN {STICKER} cs ON cs.video_id = c.video_id AND cs.kind = {_COMMENT_PICK} "
             f"WHERE cl.counted AND cl.created_at >= cs.opens_at "
             f"AND cl.created_at < coalesce(cs.closed_at, cs.closes_at)"
             f") p JOIN {STICKER} s ON s.id = p.sticker_id "
@@ -144,7 +151,7 @@ def qualifying_sql(rule: RewardRule, scope: Scope) -> tuple[str, dict[str, Any]]
         sql = (
             f"SELECT v.user_id, {period.format(ts=ts)} AS period_key FROM {VOTE} v "
             f"JOIN {STICKER} s ON s.id = v.sticker_id "
-            f"WHERE v.counted AND s.kind = 'ending' AND s.state = 'final' "
+            f"WHERE v.counted AND s.kind = {_ENDING} AND s.state = {_FINAL} "
             f"AND s.winner_option_id = ANY(v.option_ids){filters}"
             f"{_window(rule, ts, params)}{_users('v.user_id', scope, params)}"
             f"{_stickers('s.id', scope, params)} "

@@ -7,7 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from polls.models import Sticker, StickerTally
-from polls.services.tally import sticker_tally_refresh
+from polls.services.tallies import sticker_tally_refresh
 from tests.conftest import unknown_id
 from tests.factories import StickerFactory
 

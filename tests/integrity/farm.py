@@ -19,7 +19,8 @@ from engagement.services.counters import video_counters_recount, video_counts
 from engagement.services.interactions import comment_likes_recount
 from integrity.services.cases import AccountSpan, Finding, SignalInput
 from polls.models import Sticker, StickerTally
-from polls.services.tally import sticker_finalize, sticker_tally_refresh
+from polls.services.finalizing import sticker_finalize
+from polls.services.tallies import sticker_tally_refresh
 from rewards.models import Entitlement, Grant, RewardRule
 from rewards.services.events import reward_events_process
 from tests.analytics import world

@@ -12,7 +12,8 @@ from rest_framework.test import APIClient
 
 from engagement.models import User
 from polls.models import Checkpoint, Sticker, StickerTally, Vote
-from polls.services.tally import sticker_finalize, sticker_tally_refresh
+from polls.services.finalizing import sticker_finalize
+from polls.services.tallies import sticker_tally_refresh
 from tests.factories import (
     StaffUserFactory,
     StickerFactory,

@@ -10,13 +10,9 @@ from rest_framework.test import APIClient
 
 from engagement.models import Comment, CommentLike
 from polls.models import Sticker, StickerResult, StickerTally, Vote
-from polls.services import tally
-from polls.services.tally import (
-    sticker_finalize,
-    sticker_recount,
-    stickers_close_due,
-    stickers_open_due,
-)
+from polls.services import finalizing
+from polls.services.finalizing import sticker_finalize, sticker_recount
+from polls.services.lifecycle import stickers_close_due, stickers_open_due
 from polls.tasks import close_due_stickers
 from tests.conftest import wait_until
 from tests.factories import (
@@ -235,14 +231,14 @@ def test_a_crash_in_the_middle_of_finalizing_leaves_it_closed_and_a_rerun_finish
     _vote(sticker, a, _ago(minutes=1))
     _vote(sticker, b, _ago(minutes=3))
     Sticker.objects.filter(pk=sticker.pk).update(state="closed", closed_at=timezone.now())
-    write = tally._results_write
+    write = finalizing.final_results_write
 
     def write_then_crash(sticker: Sticker) -> None:
         write(sticker)
         assert StickerResult.objects.filter(sticker=sticker).count() == 2
         raise RuntimeError("worker lost")
 
-    monkeypatch.setattr(tally, "_results_write", write_then_crash)
+    monkeypatch.setattr(finalizing, "final_results_write", write_then_crash)
 
     # when finalization dies after writing the result rows
     with pytest.raises(RuntimeError, match="worker lost"):

@@ -12,8 +12,9 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from polls.models import Answer, Checkpoint, Sticker, StickerResult, Vote
+from polls.services.finalizing import sticker_finalize
 from polls.services.lifecycle import sticker_close
-from polls.services.tally import sticker_finalize, sticker_tally_refresh
+from polls.services.tallies import sticker_tally_refresh
 from tests.factories import StickerFactory, UserFactory
 from tests.polls import option_ids
 

@@ -20,7 +20,8 @@ from polls.services.counted import (
     comment_pick_stickers_recount,
     votes_counted_set,
 )
-from polls.services.tally import sticker_finalize, sticker_tally_refresh
+from polls.services.finalizing import sticker_finalize
+from polls.services.tallies import sticker_tally_refresh
 from tests.factories import StickerFactory, UserFactory, VideoFactory, VoteFactory
 from tests.polls import iso, option_ids, polls_state
 

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from engagement.models import User, Video
 from polls.models import Checkpoint, Sticker
-from polls.services.tally import sticker_finalize
+from polls.services.finalizing import sticker_finalize
 from tests.factories import (
     LikeFactory,
     StaffUserFactory,

@@ -11,15 +11,15 @@ from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 
 from polls.models import Sticker, StickerTally
-from polls.selectors import _meta_build
-from polls.services.cache import meta_store, sticker_cache_forget, sticker_cache_version
-from polls.services.tally import (
+from polls.services.finalizing import sticker_finalize
+from polls.services.results import sticker_meta_load
+from polls.services.results_cache import meta_store, sticker_cache_forget, sticker_cache_version
+from polls.services.tallies import (
     DIRTY_SET,
-    sticker_finalize,
     sticker_tally_refresh,
     tallies_refresh_dirty,
     tallies_sweep,
-    tally_mark_queue,
+    tally_mark_stage,
 )
 from tests.conftest import assert_problem, unknown_id
 from tests.factories import (
@@ -401,7 +401,7 @@ def test_a_read_that_loaded_the_sticker_before_a_change_cannot_cache_it_after(
     sticker = StickerFactory.create(options=["A", "B"])
     stranger = make_client(UserFactory.create())
     version = sticker_cache_version(sticker.pk)
-    stale_meta = _meta_build(sticker.pk, version)
+    stale_meta = sticker_meta_load(sticker.pk, version)
     assert stale_meta is not None and stale_meta["visibility"] == "always"
 
     # when the creator hides the results (commit, then the version is bumped) and only then
@@ -466,7 +466,7 @@ def test_the_sweep_refreshes_exactly_the_stickers_whose_tally_is_stale() -> None
 def _mark(sticker: Sticker) -> None:
     # as the vote API does, on the throttle's round trip, before its statement runs
     pipe = get_redis_connection("default").pipeline(transaction=False)
-    tally_mark_queue(pipe, sticker.pk)
+    tally_mark_stage(pipe, sticker.pk)
     pipe.execute()
 
 

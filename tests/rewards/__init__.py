@@ -18,7 +18,8 @@ from core.client import ClientInfo
 from engagement.models import Like, User, Video
 from engagement.services.interactions import video_like
 from polls.models import Answer, Checkpoint, Sticker, Vote
-from polls.services.tally import sticker_finalize, stickers_close_due
+from polls.services.finalizing import sticker_finalize
+from polls.services.lifecycle import stickers_close_due
 from polls.services.voting import answer_submit, vote_cast
 from rewards.models import ActivityEvent, Entitlement, Grant, Perk, RewardRule
 

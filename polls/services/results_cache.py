@@ -1,10 +1,15 @@
-"""Redis copies of what results reads need: the sticker's metadata and its latest tally.
+"""The results cache: Redis copies of what a results read needs, the sticker's metadata and its
+latest tally.
 
-Both are rebuilt from PostgreSQL on a miss. Each copy carries the sticker's cache version; a
-write that changes the sticker bumps the version after commit. A read fetches the version and
-both copies in one round trip and ignores a copy of another version, so a read that loaded the
-old row just before a commit and stores it late stores something nobody will use (deleting the
-key instead would let that late write put stale data back).
+Both are rebuilt from PostgreSQL on a miss (polls.services.results). Each copy carries the
+sticker's cache version; a write that changes the sticker bumps the version after commit. A read
+fetches the version and both copies in one round trip and ignores a copy of another version, so
+a read that loaded the old row just before a commit and stores it late stores something nobody
+will use (deleting the key instead would let that late write put stale data back).
+
+The results endpoint does not even pay that round trip of its own: its throttle sends the read
+with its rate counters (`results_cache_stage` on the throttle's pipeline, `results_cache_decode`
+of the replies; polls.api.views.ResultsView). `results_cache_read` is the same read on its own.
 """
 
 from typing import Any
@@ -51,7 +56,7 @@ def _keys(sticker_id: int) -> list[str]:
     return [_version_key(sticker_id), meta_key(sticker_id), tally_key(sticker_id)]
 
 
-def cached_get_many(sticker_id: int) -> tuple[int, Any, Any]:
+def results_cache_read(sticker_id: int) -> tuple[int, Any, Any]:
     """(version, meta, tally) as cached for the current version, in one round trip."""
     keys = _keys(sticker_id)
     found = cache.get_many(keys)
@@ -59,13 +64,13 @@ def cached_get_many(sticker_id: int) -> tuple[int, Any, Any]:
     return version, _current(found.get(keys[1]), version), _current(found.get(keys[2]), version)
 
 
-def cached_mget_queue(pipe: Any, sticker_id: int) -> None:
-    """Queue the MGET of cached_get_many on a raw Redis pipeline (another round trip's)."""
+def results_cache_stage(pipe: Any, sticker_id: int) -> None:
+    """Stage the MGET of results_cache_read on a raw Redis pipeline (another round trip's)."""
     pipe.mget([cache.make_key(key) for key in _keys(sticker_id)])  # type: ignore[attr-defined]
 
 
-def cached_mget_decode(raw: list[bytes | None]) -> tuple[int, Any, Any]:
-    """What cached_get_many returns, from the replies of cached_mget_queue."""
+def results_cache_decode(raw: list[bytes | None]) -> tuple[int, Any, Any]:
+    """What results_cache_read returns, from the reply of results_cache_stage."""
     client = cache.client  # type: ignore[attr-defined]
     values = [None if value is None else client.decode(value) for value in raw]
     version = int(values[0] or 0)

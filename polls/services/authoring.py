@@ -1,4 +1,5 @@
-"""Creating and editing stickers: the rules of each kind (SPEC §3 "Stickers")."""
+"""Authoring stickers: creating and editing them, by the rules of each kind (SPEC §3
+"Stickers")."""
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -9,8 +10,10 @@ from django.utils import timezone
 
 from core.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from engagement.models import User, Video
+from polls.locks import sticker_and_video_for_update
 from polls.models import Checkpoint, CheckpointOption, Sticker, StickerOption
-from polls.services.cache import sticker_cache_forget
+from polls.services.results_cache import sticker_cache_forget
+from polls.visibility import check_sticker_visible
 
 MIN_OPEN = timedelta(minutes=1)
 MAX_OPEN = timedelta(days=30)
@@ -226,14 +229,11 @@ def sticker_spec_of(sticker: Sticker) -> StickerSpec:
 @transaction.atomic
 def sticker_update(*, actor: User, sticker_id: int, changes: dict[str, Any]) -> Sticker:
     """Apply a PATCH. Only the creator, and only while the sticker is scheduled."""
-    sticker = (
-        Sticker.objects.select_for_update().select_related("video").filter(pk=sticker_id).first()
-    )
+    sticker = sticker_and_video_for_update(sticker_id)
     if sticker is None:
         raise NotFound("No sticker with this id.")
+    check_sticker_visible(viewer=actor, state=sticker.state, creator_id=sticker.video.creator_id)
     if sticker.video.creator_id != actor.pk:
-        if sticker.state == Sticker.State.MODERATED and not actor.is_staff:
-            raise NotFound("No sticker with this id.")  # hidden from them, as everywhere
         raise Forbidden("Only the video's creator edits its stickers.", code="not_video_creator")
     now = timezone.now()
     if sticker.state != Sticker.State.SCHEDULED or sticker.opens_at <= now:
