@@ -82,8 +82,8 @@ def scrape(client: Client | None = None) -> Samples:
 def test_loopback_gets_every_family_in_the_prometheus_format(
     django_assert_num_queries: Callable[..., Any],
 ) -> None:
-    # the scrape-time collectors, whatever the data: four, each in its own atomic block (a
-    # savepoint pair, in a test) with SET LOCAL statement_timeout: the live tally lag; the
+    # the scrape-time collectors, whatever the data: four, each in its own atomic block (BEGIN,
+    # COMMIT; in a test a savepoint pair) with SET LOCAL statement_timeout: the live tally lag; the
     # overdue stickers (2); the reward consumer's watermarks, its four streams' heads, the
     # finalized stickers; the analytics watermarks. No authentication from loopback.
     with django_assert_num_queries(22):

@@ -31,7 +31,7 @@ def _bearer(client: APIClient, token: str) -> APIClient:
 def test_register_creates_the_user_and_a_device_token(
     api_client: APIClient, django_assert_num_queries: Callable[..., Any]
 ) -> None:
-    # the username taken?, then in one atomic block (a savepoint pair, in a test): the user,
+    # the username taken?, then in one atomic block (BEGIN/COMMIT or savepoints): the user,
     # the user's device tokens (the device limit), the new token
     with django_assert_num_queries(6):
         response = api_client.post(
@@ -207,7 +207,7 @@ def test_login_issues_a_new_token_per_device(
     user = UserFactory.create()
     existing, _ = DeviceToken.objects.create(user=user, device_id="tablet")
 
-    # the user, then in one atomic block (a savepoint pair, in a test): the user's device
+    # the user, then in one atomic block (BEGIN/COMMIT or savepoints): the user's device
     # tokens (under the limit: none revoked), the new token
     with django_assert_num_queries(5):
         response = api_client.post(

@@ -51,7 +51,7 @@ def test_like_is_201_first_then_200_and_counts_once(
     user = UserFactory.create()
     client = make_client(user, device_id="phone-7")
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the video locked
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the video locked
     # (FOR KEY SHARE), the like, a counter shard; then the counts
     with django_assert_num_queries(7):
         first = client.put(f"/api/v1/videos/{video.pk}/like")
@@ -90,7 +90,7 @@ def test_unlike_is_204_and_idempotent(
     client.put(f"/api/v1/videos/{video.pk}/like")
     make_client(other).put(f"/api/v1/videos/{video.pk}/like")
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the video locked,
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the video locked,
     # the like deleted with its removal recorded (one statement), a counter shard
     with django_assert_num_queries(6):
         first = client.delete(f"/api/v1/videos/{video.pk}/like")
@@ -168,7 +168,7 @@ def test_post_a_comment(
     user = UserFactory.create()
     client = make_client(user, device_id="tab-1")
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the video locked,
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the video locked,
     # the comment, a counter shard
     with django_assert_num_queries(6):
         response = client.post(f"/api/v1/videos/{video.pk}/comments", {"text": "  Love this!  "})
@@ -302,7 +302,7 @@ def test_comment_like_is_201_first_then_200(
     user = UserFactory.create()
     client = make_client(user, device_id="dev-3")
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the comment exists?,
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the comment exists?,
     # the like, the comment's like count + 1; then the like count
     with django_assert_num_queries(7):
         first = client.put(f"/api/v1/comments/{comment.pk}/like")
@@ -328,7 +328,7 @@ def test_comment_unlike_is_204_and_idempotent(
     comment = CommentFactory.create()
     client_for_user.put(f"/api/v1/comments/{comment.pk}/like")
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the comment exists?,
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the comment exists?,
     # the like deleted with its removal recorded (one statement), the like count - 1
     with django_assert_num_queries(6):
         first = client_for_user.delete(f"/api/v1/comments/{comment.pk}/like")
@@ -410,7 +410,7 @@ def test_share_a_video(
     user = UserFactory.create()
     client = make_client(user, device_id="share-dev")
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the video locked,
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the video locked,
     # the share, a counter shard
     with django_assert_num_queries(6):
         with_channel = client.post(f"/api/v1/videos/{video.pk}/shares", {"channel": "whatsapp"})
@@ -473,7 +473,7 @@ def test_plays_after_the_first_are_replays(
     viewer, other = UserFactory.create(), UserFactory.create()
     client = make_client(viewer)
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the video locked,
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the video locked,
     # a play before? (the replay flag), the play, a counter shard: first play or replay alike
     with django_assert_num_queries(7):
         first = client.post(
@@ -589,7 +589,7 @@ def test_follow_is_201_first_then_200(
     creator, fan = UserFactory.create(), UserFactory.create()
     client = make_client(fan, device_id="fan-phone")
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the creator active?,
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the creator active?,
     # the follow (INSERT … ON CONFLICT: the same whether it was there or not)
     with django_assert_num_queries(5):
         first = client.put(f"/api/v1/creators/{creator.pk}/follow")
@@ -720,7 +720,7 @@ def test_unfollow_is_204_and_idempotent(
     client_for_user.put(f"/api/v1/creators/{creator.pk}/follow")
     Follow.objects.create(user=other_fan, creator=creator)
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the creator exists?,
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the creator exists?,
     # the follow deleted with its removal recorded (one statement): removed or not, alike
     with django_assert_num_queries(5):
         first = client_for_user.delete(f"/api/v1/creators/{creator.pk}/follow")

@@ -59,7 +59,7 @@ def test_a_report_opens_with_201_and_its_document(
 
     client = make_client(reporter, device_id="phone-3")
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the target exists?,
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the target exists?,
     # the report (one INSERT … ON CONFLICT … RETURNING)
     with django_assert_num_queries(5):
         response = _report(

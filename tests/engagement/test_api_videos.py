@@ -42,7 +42,7 @@ def _video_body(
 def test_publish_a_video_makes_the_caller_its_creator(
     client_for_user: APIClient, user: User, django_assert_num_queries: Callable[..., Any]
 ) -> None:
-    # the device token; in one atomic block (a savepoint pair, in a test) the video, the
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the video, the
     # hashtags (one INSERT, one SELECT of their ids, however many) and their links (one INSERT);
     # then the video as read: the video with its creator, its hashtags, its counts, the
     # viewer's like

@@ -115,7 +115,7 @@ def test_creator_creates_a_poll(
     client = make_client(video.creator)
     before = timezone.now()
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the video, the
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the video, the
     # sticker, its options (one INSERT); then the sticker as presented (the sticker, its
     # options, its checkpoints, the viewer's vote, the viewer's answers)
     with django_assert_num_queries(11):
@@ -825,7 +825,7 @@ def test_a_patch_without_lists_keeps_the_options(
     sticker, client = _scheduled_poll(make_client)
     old_options = option_ids(sticker)
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the sticker, its
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the sticker, its
     # options, its checkpoints, the UPDATE; then the sticker as presented
     with django_assert_num_queries(12):
         response = client.patch(
@@ -932,7 +932,7 @@ def test_the_creator_closes_an_open_sticker(
     client = make_client(sticker.video.creator)
     before = timezone.now()
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the sticker, the
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the sticker, the
     # UPDATE; then the sticker as presented (the sticker read again, its options, checkpoints,
     # the viewer's vote and answers)
     with django_assert_num_queries(10):

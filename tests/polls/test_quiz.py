@@ -78,7 +78,7 @@ def test_a_right_answer_gets_feedback_and_progress(
     sticker = _quiz()
     (first, (three, four)), _ = _checkpoints(sticker)
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the sticker's rules,
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the sticker's rules,
     # the checkpoint, its right options, the answer, the answer read back, the progress (the
     # checkpoints counted, the player's answers)
     with django_assert_num_queries(10):

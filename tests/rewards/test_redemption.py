@@ -54,7 +54,7 @@ def test_redeem_claims_one_unit_and_returns_a_code(
     entitlement = Entitlement.objects.get(user=fan)
     client = make_client(fan)
 
-    # the device token; in one atomic block (a savepoint pair, in a test) the entitlement with
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the entitlement with
     # its perk, the user's entitlements of the perk locked (the per-user limit), the entitlement
     # read again (after the lock), one unit of stock claimed, the entitlement's code written
     with django_assert_num_queries(8):
