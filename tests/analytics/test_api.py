@@ -208,18 +208,25 @@ def test_parameters_outside_the_spec_are_400(make_client: ClientMaker) -> None:
     )
 
 
-def test_another_users_video_and_an_unknown_video_are_404(make_client: ClientMaker) -> None:
+def test_another_users_video_and_an_unknown_video_are_404(
+    make_client: ClientMaker, django_assert_num_queries: Any
+) -> None:
     _, client, clip = _creator(make_client)
     stranger = make_client(UserFactory.create())
-    for response in (
-        stranger.get(f"/api/v1/videos/{clip.pk}/analytics"),
-        client.get(f"/api/v1/videos/{unknown_id(Video)}/analytics"),
-    ):
+    unknown = unknown_id(Video)
+    # each: the device token, the video's creator (not the caller's, or no video)
+    with django_assert_num_queries(2 * 2):
+        responses = (
+            stranger.get(f"/api/v1/videos/{clip.pk}/analytics"),
+            client.get(f"/api/v1/videos/{unknown}/analytics"),
+        )
+    for response in responses:
         assert_problem(response, 404, "not_found", "No video with this id.")
 
 
-def test_anonymous_is_401(api_client: APIClient) -> None:
-    assert api_client.get("/api/v1/creators/me/analytics").status_code == 401
+def test_anonymous_is_401(api_client: APIClient, django_assert_num_queries: Any) -> None:
+    with django_assert_num_queries(0):  # no token: refused before any query
+        assert api_client.get("/api/v1/creators/me/analytics").status_code == 401
 
 
 def test_a_like_then_a_consumer_pass_is_visible_and_a_flip_after_the_next_pass(
@@ -287,6 +294,26 @@ def test_a_creator_read_makes_a_fixed_number_of_queries(
 
 
 QUERIES_PER_CREATOR_READ = 10
+
+
+@pytest.mark.parametrize("events", [2, 60])
+def test_a_video_read_makes_a_fixed_number_of_queries(
+    make_client: ClientMaker, django_assert_num_queries: Any, events: int
+) -> None:
+    creator = UserFactory.create()
+    _history(creator, 1, events)
+    consume()
+    clip = Video.objects.get(creator=creator)
+    client = make_client(creator)
+    # (documents are not stored in tests: ANALYTICS_DOCUMENT_FRESH_SECONDS=0) auth, the video's
+    # creator, no parallel workers (set, reset), the video's first hour, as_of, buckets, edges,
+    # follower cells, stickers: the same for 2 and 60 events
+    with django_assert_num_queries(QUERIES_PER_VIDEO_READ):
+        response = client.get(f"/api/v1/videos/{clip.pk}/analytics")
+    assert response.status_code == 200
+
+
+QUERIES_PER_VIDEO_READ = 10
 
 
 def test_the_documents_validate_against_the_schema(make_client: ClientMaker) -> None:

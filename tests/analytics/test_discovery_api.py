@@ -71,7 +71,9 @@ def test_hot_lists_by_heat_then_newer_then_higher_id(
 
 
 def test_hot_list_takes_a_fixed_number_of_queries(
-    client_for_user: APIClient, make_client: Callable[..., APIClient]
+    client_for_user: APIClient,
+    make_client: Callable[..., APIClient],
+    django_assert_num_queries: Callable[..., Any],
 ) -> None:
     fan = users(1)[0]
 
@@ -81,7 +83,10 @@ def test_hot_list_takes_a_fixed_number_of_queries(
             like(fan, made, DAY + timedelta(hours=hour, minutes=5))
             comment(fan, made, DAY + timedelta(hours=hour, minutes=6))
         heat_events_process()
-        with CaptureQueriesContext(connection) as captured:
+        # not stored (ANALYTICS_HOT_CACHE_SECONDS=0 in tests): the device token, heat's as_of,
+        # the hot ids, the videos with their creators, their hashtags, their counts, the
+        # viewer's likes among them
+        with django_assert_num_queries(7), CaptureQueriesContext(connection) as captured:
             response = client_for_user.get("/api/v1/videos/hot?limit=100")
         assert response.status_code == 200
         assert len(response.json()["results"]) == VideoHeat.objects.count()
@@ -91,7 +96,7 @@ def test_hot_list_takes_a_fixed_number_of_queries(
 
 
 def test_the_hot_list_is_stored_for_everyone_and_marks_each_viewers_likes(
-    make_client: Callable[..., APIClient],
+    make_client: Callable[..., APIClient], django_assert_num_queries: Callable[..., Any]
 ) -> None:
     fan, other = users(2)
     early = video(UserFactory.create(), DAY, ["tag"])
@@ -105,13 +110,17 @@ def test_the_hot_list_is_stored_for_everyone_and_marks_each_viewers_likes(
         like(other, late, DAY + timedelta(hours=1, minutes=5))
         heat_events_process()
         client = make_client(other)
-        with CaptureQueriesContext(connection) as captured:
+        with django_assert_num_queries(2), CaptureQueriesContext(connection) as captured:
             again = client.get("/api/v1/videos/hot").json()
         assert again["results"] == [hot_body(early, 2, liked=False)]
         assert again["as_of"] == first["as_of"]
         # the token and the viewer's likes: the list itself is not read again
         assert not any("analytics_videoheat" in q["sql"] for q in captured.captured_queries)
-        assert make_client(fan).get("/api/v1/videos/hot").json() == first
+        fan_client = make_client(fan)
+        # the token only: the list and the fan's likes (under the fan's likes version) are read
+        # from Redis on the throttle's round trip
+        with django_assert_num_queries(1):
+            assert fan_client.get("/api/v1/videos/hot").json() == first
     with override_settings(ANALYTICS_HOT_CACHE_SECONDS=0):
         assert len(make_client(other).get("/api/v1/videos/hot").json()["results"]) == 2
 
@@ -202,13 +211,20 @@ def test_with_redis_unreachable_the_hot_list_still_shows_the_viewer_s_own_like(
 )
 @pytest.mark.parametrize("value", ["0", "-1", "1.5", "abc", "", "\u0661", "101", "169", "1000"])
 def test_parameters_out_of_range_are_400_and_change_nothing(
-    client_for_user: APIClient, path: str, field: str, low: int, high: int, value: str
+    client_for_user: APIClient,
+    path: str,
+    field: str,
+    low: int,
+    high: int,
+    value: str,
+    django_assert_num_queries: Callable[..., Any],
 ) -> None:
     if field == "hours" and value == "101":
         value = "0169"
     before = database_state()
 
-    response = client_for_user.get(path, {field: value})
+    with django_assert_num_queries(1):  # the device token only
+        response = client_for_user.get(path, {field: value})
 
     assert_problem(
         response,
@@ -226,12 +242,17 @@ def test_the_bounds_are_accepted(client_for_user: APIClient, path: str, value: s
     assert client_for_user.get(f"/api/v1/{path}", {field: value}).status_code == 200
 
 
-def test_both_need_a_token(api_client: APIClient) -> None:
-    assert api_client.get("/api/v1/videos/hot").status_code == 401
-    assert api_client.get("/api/v1/hashtags/trending").status_code == 401
+def test_both_need_a_token(
+    api_client: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
+    with django_assert_num_queries(0):  # no token: refused before any query
+        assert api_client.get("/api/v1/videos/hot").status_code == 401
+        assert api_client.get("/api/v1/hashtags/trending").status_code == 401
 
 
-def test_trending_document_through_the_api(client_for_user: APIClient) -> None:
+def test_trending_document_through_the_api(
+    client_for_user: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     # given three users interacting with a tagged video a few minutes ago, committed
     fans = users(3)
     now = datetime.now(UTC)
@@ -241,7 +262,10 @@ def test_trending_document_through_the_api(client_for_user: APIClient) -> None:
 
     # when the consumer passes and the list is asked for
     trending_events_process()
-    response = client_for_user.get("/api/v1/hashtags/trending?hours=1&limit=5")
+    # the device token, the consumer's as_of, the ranking (one statement, however many
+    # hashtags)
+    with django_assert_num_queries(3):
+        response = client_for_user.get("/api/v1/hashtags/trending?hours=1&limit=5")
 
     # then the window ends at the consumer's as_of (slice-aligned, at most a few seconds old)
     assert response.status_code == 200

@@ -23,9 +23,13 @@ def test_the_open_get_answers_without_a_token(
     assert response.json() == {"ok": True, "user": None}
 
 
-def test_the_bare_get_wants_a_token(api_client: APIClient, client_for_user: APIClient) -> None:
-    assert api_client.get("/api/v1/_bench/bare").status_code == 401
-    response = client_for_user.get("/api/v1/_bench/bare")
+def test_the_bare_get_wants_a_token(
+    api_client: APIClient, client_for_user: APIClient, django_assert_num_queries: Callable
+) -> None:
+    with django_assert_num_queries(0):
+        assert api_client.get("/api/v1/_bench/bare").status_code == 401
+    with django_assert_num_queries(1):  # the device token with its user, nothing else
+        response = client_for_user.get("/api/v1/_bench/bare")
     assert response.status_code == 200
     assert response.json()["ok"] is True
 

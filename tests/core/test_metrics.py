@@ -79,8 +79,15 @@ def scrape(client: Client | None = None) -> Samples:
 
 
 # --- access ---------------------------------------------------------------------------------------
-def test_loopback_gets_every_family_in_the_prometheus_format() -> None:
-    response = Client().get("/metrics")
+def test_loopback_gets_every_family_in_the_prometheus_format(
+    django_assert_num_queries: Callable[..., Any],
+) -> None:
+    # the scrape-time collectors, whatever the data: four, each in its own atomic block (BEGIN,
+    # COMMIT; in a test a savepoint pair) with SET LOCAL statement_timeout: the live tally lag; the
+    # overdue stickers (2); the reward consumer's watermarks, its four streams' heads, the
+    # finalized stickers; the analytics watermarks. No authentication from loopback.
+    with django_assert_num_queries(22):
+        response = Client().get("/metrics")
 
     assert response.status_code == 200
     names = family_names(response.content.decode())
@@ -152,7 +159,7 @@ def test_allowed_networks_are_configurable(settings: Any) -> None:
 
 
 def test_staff_get_the_page_from_anywhere_and_other_users_do_not(
-    make_client: Callable[..., APIClient],
+    make_client: Callable[..., APIClient], django_assert_num_queries: Callable[..., Any]
 ) -> None:
     outside = "203.0.113.7"
     session = Client(REMOTE_ADDR=outside)
@@ -162,12 +169,19 @@ def test_staff_get_the_page_from_anywhere_and_other_users_do_not(
     user_session = Client(REMOTE_ADDR=outside)
     user_session.force_login(UserFactory.create())
 
-    assert session.get("/metrics").status_code == 200
-    assert staff_token.get("/metrics", REMOTE_ADDR=outside).status_code == 200
-    assert user_token.get("/metrics", REMOTE_ADDR=outside).status_code == 404
-    assert user_session.get("/metrics").status_code == 404
+    # the scrape's 22 (test_loopback_gets_every_family_in_the_prometheus_format) after the
+    # session and its user (2) or the device token with its user (1); a refusal costs only those
+    with django_assert_num_queries(2 + 22):
+        assert session.get("/metrics").status_code == 200
+    with django_assert_num_queries(1 + 22):
+        assert staff_token.get("/metrics", REMOTE_ADDR=outside).status_code == 200
+    with django_assert_num_queries(1):
+        assert user_token.get("/metrics", REMOTE_ADDR=outside).status_code == 404
+    with django_assert_num_queries(2):
+        assert user_session.get("/metrics").status_code == 404
     bad_token = Client(HTTP_AUTHORIZATION="Bearer not-a-token", REMOTE_ADDR=outside)
-    assert bad_token.get("/metrics").status_code == 404
+    with django_assert_num_queries(1):
+        assert bad_token.get("/metrics").status_code == 404
 
 
 def test_metrics_can_be_switched_off(settings: Any) -> None:

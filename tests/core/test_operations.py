@@ -22,8 +22,11 @@ UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
 # --- health and readiness -----------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/healthz", "/api/v1/healthz"])
-def test_healthz_answers_ok_without_auth(api_client: APIClient, path: str) -> None:
-    response = api_client.get(path)
+def test_healthz_answers_ok_without_auth(
+    api_client: APIClient, path: str, django_assert_num_queries: Any
+) -> None:
+    with django_assert_num_queries(0):  # the process is up: nothing else is touched
+        response = api_client.get(path)
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
@@ -31,8 +34,11 @@ def test_healthz_answers_ok_without_auth(api_client: APIClient, path: str) -> No
 
 
 @pytest.mark.parametrize("path", ["/readyz", "/api/v1/readyz"])
-def test_readyz_checks_database_redis_and_broker(api_client: APIClient, path: str) -> None:
-    response = api_client.get(path)
+def test_readyz_checks_database_redis_and_broker(
+    api_client: APIClient, path: str, django_assert_num_queries: Any
+) -> None:
+    with django_assert_num_queries(1):  # the database check's SELECT 1 (Redis and broker: pings)
+        response = api_client.get(path)
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
@@ -150,8 +156,11 @@ def test_schema_is_valid_openapi_3_json_listing_every_api_v1_path(api_client: AP
     assert _api_v1_paths() <= set(schema["paths"])
 
 
-def test_schema_is_valid_openapi_3_yaml_too(api_client: APIClient) -> None:
-    response = api_client.get("/api/schema/")
+def test_schema_is_valid_openapi_3_yaml_too(
+    api_client: APIClient, django_assert_num_queries: Any
+) -> None:
+    with django_assert_num_queries(0):  # generated from the code, no token needed
+        response = api_client.get("/api/schema/")
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/vnd.oai.openapi")
@@ -199,8 +208,11 @@ def test_schema_operation_ids_are_unique_and_every_operation_has_responses(
 _URL_ATTRIBUTE = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
 
 
-def test_docs_use_only_local_static_assets(api_client: APIClient) -> None:
-    response = api_client.get("/api/docs/")
+def test_docs_use_only_local_static_assets(
+    api_client: APIClient, django_assert_num_queries: Any
+) -> None:
+    with django_assert_num_queries(0):
+        response = api_client.get("/api/docs/")
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")

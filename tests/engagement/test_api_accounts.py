@@ -28,13 +28,18 @@ def _bearer(client: APIClient, token: str) -> APIClient:
 
 
 # --- register -----------------------------------------------------------------------------------
-def test_register_creates_the_user_and_a_device_token(api_client: APIClient) -> None:
-    response = api_client.post(
-        "/api/v1/auth/register",
-        {"username": "alice", "password": PASSWORD, "display_name": "Alice Cooks"},
-        HTTP_X_DEVICE_ID="phone-1",
-        HTTP_USER_AGENT="ChorusApp/1.0",
-    )
+def test_register_creates_the_user_and_a_device_token(
+    api_client: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
+    # the username taken?, then in one atomic block (BEGIN/COMMIT or savepoints): the user,
+    # the user's device tokens (the device limit), the new token
+    with django_assert_num_queries(6):
+        response = api_client.post(
+            "/api/v1/auth/register",
+            {"username": "alice", "password": PASSWORD, "display_name": "Alice Cooks"},
+            HTTP_X_DEVICE_ID="phone-1",
+            HTTP_USER_AGENT="ChorusApp/1.0",
+        )
 
     assert response.status_code == 201
     user = User.objects.get(username="alice")
@@ -196,15 +201,20 @@ def test_register_needs_no_token_and_ignores_a_bad_one(api_client: APIClient) ->
 
 
 # --- token (login) ------------------------------------------------------------------------------
-def test_login_issues_a_new_token_per_device(api_client: APIClient) -> None:
+def test_login_issues_a_new_token_per_device(
+    api_client: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     user = UserFactory.create()
     existing, _ = DeviceToken.objects.create(user=user, device_id="tablet")
 
-    response = api_client.post(
-        "/api/v1/auth/token",
-        {"username": user.username, "password": PASSWORD},
-        HTTP_X_DEVICE_ID="phone-2",
-    )
+    # the user, then in one atomic block (BEGIN/COMMIT or savepoints): the user's device
+    # tokens (under the limit: none revoked), the new token
+    with django_assert_num_queries(5):
+        response = api_client.post(
+            "/api/v1/auth/token",
+            {"username": user.username, "password": PASSWORD},
+            HTTP_X_DEVICE_ID="phone-2",
+        )
 
     assert response.status_code == 200
     body = response.json()
@@ -216,7 +226,7 @@ def test_login_issues_a_new_token_per_device(api_client: APIClient) -> None:
 
 
 def test_login_past_the_device_limit_revokes_the_oldest_tokens(
-    api_client: APIClient, settings: Any
+    api_client: APIClient, settings: Any, django_assert_num_queries: Callable[..., Any]
 ) -> None:
     settings.REST_KNOX = {**settings.REST_KNOX, "TOKEN_LIMIT_PER_USER": 3}
     user = UserFactory.create()
@@ -224,9 +234,11 @@ def test_login_past_the_device_limit_revokes_the_oldest_tokens(
     DeviceToken.objects.filter(pk=old[0].pk).update(created=timezone.now() - timedelta(days=3))
     DeviceToken.objects.filter(pk=old[1].pk).update(created=timezone.now() - timedelta(days=2))
 
-    response = api_client.post(
-        "/api/v1/auth/token", {"username": user.username, "password": PASSWORD}
-    )
+    # as a login under the limit, and one DELETE of the oldest tokens
+    with django_assert_num_queries(6):
+        response = api_client.post(
+            "/api/v1/auth/token", {"username": user.username, "password": PASSWORD}
+        )
 
     assert response.status_code == 200
     remaining = set(DeviceToken.objects.filter(user=user).values_list("device_id", flat=True))
@@ -302,12 +314,15 @@ def test_login_refuses_bad_input(
 
 
 # --- logout -------------------------------------------------------------------------------------
-def test_logout_revokes_only_the_presented_token(api_client: APIClient) -> None:
+def test_logout_revokes_only_the_presented_token(
+    api_client: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     user = UserFactory.create()
     _, phone_token = DeviceToken.objects.create(user=user, device_id="phone")
     tablet, tablet_token = DeviceToken.objects.create(user=user, device_id="tablet")
 
-    response = _bearer(api_client, phone_token).post("/api/v1/auth/logout")
+    with django_assert_num_queries(2):  # the device token (with its user), its DELETE
+        response = _bearer(api_client, phone_token).post("/api/v1/auth/logout")
 
     assert response.status_code == 204
     assert response.content == b""
@@ -316,13 +331,16 @@ def test_logout_revokes_only_the_presented_token(api_client: APIClient) -> None:
     assert _bearer(APIClient(), tablet_token).get("/api/v1/me").status_code == 200
 
 
-def test_logout_all_revokes_every_token_of_the_user_only(api_client: APIClient) -> None:
+def test_logout_all_revokes_every_token_of_the_user_only(
+    api_client: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     user, other = UserFactory.create(), UserFactory.create()
     _, token = DeviceToken.objects.create(user=user)
     DeviceToken.objects.create(user=user)
     DeviceToken.objects.create(other)
 
-    response = _bearer(api_client, token).post("/api/v1/auth/logout-all")
+    with django_assert_num_queries(2):  # the device token (with its user), one DELETE of all
+        response = _bearer(api_client, token).post("/api/v1/auth/logout-all")
 
     assert response.status_code == 204
     assert DeviceToken.objects.filter(user=user).count() == 0
@@ -330,11 +348,14 @@ def test_logout_all_revokes_every_token_of_the_user_only(api_client: APIClient) 
 
 
 @pytest.mark.parametrize("path", ["/api/v1/auth/logout", "/api/v1/auth/logout-all"])
-def test_logout_without_a_token_is_401(api_client: APIClient, path: str) -> None:
+def test_logout_without_a_token_is_401(
+    api_client: APIClient, path: str, django_assert_num_queries: Callable[..., Any]
+) -> None:
     UserFactory.create()
     before = database_state()
 
-    response = api_client.post(path)
+    with django_assert_num_queries(0):  # no token: refused before any query
+        response = api_client.post(path)
 
     assert_problem(
         response, 401, "not_authenticated", "Authentication credentials were not provided."
@@ -343,10 +364,14 @@ def test_logout_without_a_token_is_401(api_client: APIClient, path: str) -> None
 
 
 # --- me -----------------------------------------------------------------------------------------
-def test_me_returns_the_callers_profile(make_client: Callable[..., APIClient]) -> None:
+def test_me_returns_the_callers_profile(
+    make_client: Callable[..., APIClient], django_assert_num_queries: Callable[..., Any]
+) -> None:
     user = UserFactory.create(username="frank", display_name="Frank")
+    client = make_client(user)
 
-    response = make_client(user).get("/api/v1/me")
+    with django_assert_num_queries(1):  # the device token with its user: the profile
+        response = client.get("/api/v1/me")
 
     assert response.status_code == 200
     assert response.json() == {
@@ -364,12 +389,16 @@ def test_me_of_staff_says_so(make_client: Callable[..., APIClient]) -> None:
     assert make_client(user).get("/api/v1/me").json()["is_staff"] is True
 
 
-def test_me_patch_changes_the_display_name_only(make_client: Callable[..., APIClient]) -> None:
+def test_me_patch_changes_the_display_name_only(
+    make_client: Callable[..., APIClient], django_assert_num_queries: Callable[..., Any]
+) -> None:
     user = UserFactory.create(username="grace", display_name="Grace")
+    client = make_client(user)
 
-    response = make_client(user).patch(
-        "/api/v1/me", {"display_name": "Grace H.", "username": "hacker", "is_staff": True}
-    )
+    with django_assert_num_queries(2):  # the device token (with its user), the UPDATE
+        response = client.patch(
+            "/api/v1/me", {"display_name": "Grace H.", "username": "hacker", "is_staff": True}
+        )
 
     assert response.status_code == 200
     assert response.json() == {
@@ -416,8 +445,11 @@ def test_me_patch_refuses_bad_input(
 
 
 @pytest.mark.parametrize("method", ["get", "patch"])
-def test_me_without_a_token_is_401(api_client: APIClient, method: str) -> None:
-    response = getattr(api_client, method)("/api/v1/me", {"display_name": "x"})
+def test_me_without_a_token_is_401(
+    api_client: APIClient, method: str, django_assert_num_queries: Callable[..., Any]
+) -> None:
+    with django_assert_num_queries(0):  # no token: refused before any query
+        response = getattr(api_client, method)("/api/v1/me", {"display_name": "x"})
 
     assert_problem(
         response, 401, "not_authenticated", "Authentication credentials were not provided."

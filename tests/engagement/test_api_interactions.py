@@ -45,14 +45,18 @@ def _counts(video: Video) -> dict[str, int]:
 
 # --- video likes --------------------------------------------------------------------------------
 def test_like_is_201_first_then_200_and_counts_once(
-    make_client: Callable[..., APIClient],
+    make_client: Callable[..., APIClient], django_assert_num_queries: Callable[..., Any]
 ) -> None:
     video = VideoFactory.create()
     user = UserFactory.create()
     client = make_client(user, device_id="phone-7")
 
-    first = client.put(f"/api/v1/videos/{video.pk}/like")
-    again = client.put(f"/api/v1/videos/{video.pk}/like")
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the video locked
+    # (FOR KEY SHARE), the like, a counter shard; then the counts
+    with django_assert_num_queries(7):
+        first = client.put(f"/api/v1/videos/{video.pk}/like")
+    with django_assert_num_queries(6):  # the like is there: no counter change
+        again = client.put(f"/api/v1/videos/{video.pk}/like")
 
     assert (first.status_code, first.json()) == (201, {"liked": True, "likes": 1})
     assert (again.status_code, again.json()) == (200, {"liked": True, "likes": 1})
@@ -77,15 +81,21 @@ def test_likes_of_different_users_add_up(make_client: Callable[..., APIClient]) 
     assert Like.objects.filter(video=video).count() == 3
 
 
-def test_unlike_is_204_and_idempotent(make_client: Callable[..., APIClient]) -> None:
+def test_unlike_is_204_and_idempotent(
+    make_client: Callable[..., APIClient], django_assert_num_queries: Callable[..., Any]
+) -> None:
     video = VideoFactory.create()
     user, other = UserFactory.create(), UserFactory.create()
     client = make_client(user)
     client.put(f"/api/v1/videos/{video.pk}/like")
     make_client(other).put(f"/api/v1/videos/{video.pk}/like")
 
-    first = client.delete(f"/api/v1/videos/{video.pk}/like")
-    again = client.delete(f"/api/v1/videos/{video.pk}/like")
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the video locked,
+    # the like deleted with its removal recorded (one statement), a counter shard
+    with django_assert_num_queries(6):
+        first = client.delete(f"/api/v1/videos/{video.pk}/like")
+    with django_assert_num_queries(5):  # nothing removed: no counter change
+        again = client.delete(f"/api/v1/videos/{video.pk}/like")
 
     assert (first.status_code, first.content) == (204, b"")
     assert (again.status_code, again.content) == (204, b"")
@@ -111,12 +121,13 @@ def test_unlike_of_a_like_that_does_not_count_leaves_the_counter(
 
 @pytest.mark.parametrize("method", ["put", "delete"])
 def test_like_without_a_token_is_401_and_changes_nothing(
-    api_client: APIClient, method: str
+    api_client: APIClient, method: str, django_assert_num_queries: Callable[..., Any]
 ) -> None:
     video = VideoFactory.create()
     before = database_state()
 
-    response = getattr(api_client, method)(f"/api/v1/videos/{video.pk}/like")
+    with django_assert_num_queries(0):  # no token: refused before any query
+        response = getattr(api_client, method)(f"/api/v1/videos/{video.pk}/like")
 
     assert_problem(
         response, 401, "not_authenticated", "Authentication credentials were not provided."
@@ -150,13 +161,17 @@ def _comment_body(comment: Comment, *, liked: bool = False) -> dict[str, Any]:
     }
 
 
-def test_post_a_comment(make_client: Callable[..., APIClient]) -> None:
+def test_post_a_comment(
+    make_client: Callable[..., APIClient], django_assert_num_queries: Callable[..., Any]
+) -> None:
     video = VideoFactory.create()
     user = UserFactory.create()
+    client = make_client(user, device_id="tab-1")
 
-    response = make_client(user, device_id="tab-1").post(
-        f"/api/v1/videos/{video.pk}/comments", {"text": "  Love this!  "}
-    )
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the video locked,
+    # the comment, a counter shard
+    with django_assert_num_queries(6):
+        response = client.post(f"/api/v1/videos/{video.pk}/comments", {"text": "  Love this!  "})
 
     assert response.status_code == 201
     comment = Comment.objects.get()
@@ -211,7 +226,7 @@ def test_post_a_comment_refuses_bad_input(
 
 
 def test_comments_are_listed_newest_first_with_cursor_pages(
-    make_client: Callable[..., APIClient],
+    make_client: Callable[..., APIClient], django_assert_num_queries: Callable[..., Any]
 ) -> None:
     # given five comments, two of them liked (one by the viewer), and a comment elsewhere
     video = VideoFactory.create()
@@ -226,9 +241,12 @@ def test_comments_are_listed_newest_first_with_cursor_pages(
         comment.refresh_from_db()
     newest_first = list(reversed(comments))
 
-    # when the viewer pages through them two at a time
-    first = client.get(f"/api/v1/videos/{video.pk}/comments?page_size=2")
-    second = client.get(first.json()["next"])
+    # when the viewer pages through them two at a time (each page: the device token, the video
+    # exists?, the page's comments with their authors, the viewer's likes among them)
+    with django_assert_num_queries(4):
+        first = client.get(f"/api/v1/videos/{video.pk}/comments?page_size=2")
+    with django_assert_num_queries(4):  # a page of one: the same
+        second = client.get(first.json()["next"])
     third = client.get(second.json()["next"])
     back = client.get(second.json()["previous"])
 
@@ -253,10 +271,13 @@ def test_comments_are_listed_newest_first_with_cursor_pages(
     assert back.json()["results"] == first.json()["results"]
 
 
-def test_comments_of_a_video_without_comments(client_for_user: APIClient) -> None:
+def test_comments_of_a_video_without_comments(
+    client_for_user: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     video = VideoFactory.create()
 
-    response = client_for_user.get(f"/api/v1/videos/{video.pk}/comments")
+    with django_assert_num_queries(3):  # no comments: no look for the viewer's likes
+        response = client_for_user.get(f"/api/v1/videos/{video.pk}/comments")
 
     assert response.status_code == 200
     assert response.json() == {"next": None, "previous": None, "results": []}
@@ -274,13 +295,19 @@ def test_new_comments_do_not_shift_a_cursor(client_for_user: APIClient) -> None:
 
 
 # --- comment likes ------------------------------------------------------------------------------
-def test_comment_like_is_201_first_then_200(make_client: Callable[..., APIClient]) -> None:
+def test_comment_like_is_201_first_then_200(
+    make_client: Callable[..., APIClient], django_assert_num_queries: Callable[..., Any]
+) -> None:
     comment = CommentFactory.create()
     user = UserFactory.create()
     client = make_client(user, device_id="dev-3")
 
-    first = client.put(f"/api/v1/comments/{comment.pk}/like")
-    again = client.put(f"/api/v1/comments/{comment.pk}/like")
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the comment exists?,
+    # the like, the comment's like count + 1; then the like count
+    with django_assert_num_queries(7):
+        first = client.put(f"/api/v1/comments/{comment.pk}/like")
+    with django_assert_num_queries(6):  # the like is there: no count change
+        again = client.put(f"/api/v1/comments/{comment.pk}/like")
     other = make_client(UserFactory.create()).put(f"/api/v1/comments/{comment.pk}/like")
 
     assert (first.status_code, first.json()) == (201, {"liked": True, "likes": 1})
@@ -295,12 +322,18 @@ def test_comment_like_is_201_first_then_200(make_client: Callable[..., APIClient
     assert _counts(comment.video) == ZERO
 
 
-def test_comment_unlike_is_204_and_idempotent(client_for_user: APIClient, user: User) -> None:
+def test_comment_unlike_is_204_and_idempotent(
+    client_for_user: APIClient, user: User, django_assert_num_queries: Callable[..., Any]
+) -> None:
     comment = CommentFactory.create()
     client_for_user.put(f"/api/v1/comments/{comment.pk}/like")
 
-    first = client_for_user.delete(f"/api/v1/comments/{comment.pk}/like")
-    again = client_for_user.delete(f"/api/v1/comments/{comment.pk}/like")
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the comment exists?,
+    # the like deleted with its removal recorded (one statement), the like count - 1
+    with django_assert_num_queries(6):
+        first = client_for_user.delete(f"/api/v1/comments/{comment.pk}/like")
+    with django_assert_num_queries(5):  # nothing removed: no count change
+        again = client_for_user.delete(f"/api/v1/comments/{comment.pk}/like")
 
     assert (first.status_code, again.status_code) == (204, 204)
     assert CommentLike.objects.count() == 0
@@ -324,11 +357,14 @@ def test_comment_unlike_of_an_uncounted_like_leaves_the_count(
 
 
 @pytest.mark.parametrize("method", ["put", "delete"])
-def test_comment_like_without_a_token_is_401(api_client: APIClient, method: str) -> None:
+def test_comment_like_without_a_token_is_401(
+    api_client: APIClient, method: str, django_assert_num_queries: Callable[..., Any]
+) -> None:
     comment = CommentFactory.create()
     before = database_state()
 
-    response = getattr(api_client, method)(f"/api/v1/comments/{comment.pk}/like")
+    with django_assert_num_queries(0):  # no token: refused before any query
+        response = getattr(api_client, method)(f"/api/v1/comments/{comment.pk}/like")
 
     assert_problem(
         response, 401, "not_authenticated", "Authentication credentials were not provided."
@@ -367,12 +403,17 @@ def test_16_simultaneous_comment_likes_from_one_user_make_one_like(
 
 
 # --- shares -------------------------------------------------------------------------------------
-def test_share_a_video(make_client: Callable[..., APIClient]) -> None:
+def test_share_a_video(
+    make_client: Callable[..., APIClient], django_assert_num_queries: Callable[..., Any]
+) -> None:
     video = VideoFactory.create()
     user = UserFactory.create()
     client = make_client(user, device_id="share-dev")
 
-    with_channel = client.post(f"/api/v1/videos/{video.pk}/shares", {"channel": "whatsapp"})
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the video locked,
+    # the share, a counter shard
+    with django_assert_num_queries(6):
+        with_channel = client.post(f"/api/v1/videos/{video.pk}/shares", {"channel": "whatsapp"})
     without = client.post(f"/api/v1/videos/{video.pk}/shares", {})
 
     assert (with_channel.status_code, without.status_code) == (201, 201)
@@ -425,17 +466,23 @@ def test_share_refuses_bad_input(
 
 
 # --- plays --------------------------------------------------------------------------------------
-def test_plays_after_the_first_are_replays(make_client: Callable[..., APIClient]) -> None:
+def test_plays_after_the_first_are_replays(
+    make_client: Callable[..., APIClient], django_assert_num_queries: Callable[..., Any]
+) -> None:
     video = VideoFactory.create()
     viewer, other = UserFactory.create(), UserFactory.create()
     client = make_client(viewer)
 
-    first = client.post(
-        f"/api/v1/videos/{video.pk}/plays", {"watched_ms": 12_000, "completed": False}
-    )
-    second = client.post(
-        f"/api/v1/videos/{video.pk}/plays", {"watched_ms": 30_000, "completed": True}
-    )
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the video locked,
+    # a play before? (the replay flag), the play, a counter shard: first play or replay alike
+    with django_assert_num_queries(7):
+        first = client.post(
+            f"/api/v1/videos/{video.pk}/plays", {"watched_ms": 12_000, "completed": False}
+        )
+    with django_assert_num_queries(7):
+        second = client.post(
+            f"/api/v1/videos/{video.pk}/plays", {"watched_ms": 30_000, "completed": True}
+        )
     someone_else = make_client(other).post(
         f"/api/v1/videos/{video.pk}/plays", {"watched_ms": 0, "completed": False}
     )
@@ -518,12 +565,16 @@ def test_play_refuses_bad_input(
     ],
 )
 def test_interaction_posts_without_a_token_are_401(
-    api_client: APIClient, path: str, body: dict[str, Any]
+    api_client: APIClient,
+    path: str,
+    body: dict[str, Any],
+    django_assert_num_queries: Callable[..., Any],
 ) -> None:
     video = VideoFactory.create()
     before = database_state()
 
-    response = api_client.post(path.format(video=video.pk), body)
+    with django_assert_num_queries(0):  # no token: refused before any query
+        response = api_client.post(path.format(video=video.pk), body)
 
     assert_problem(
         response, 401, "not_authenticated", "Authentication credentials were not provided."
@@ -532,12 +583,18 @@ def test_interaction_posts_without_a_token_are_401(
 
 
 # --- follows ------------------------------------------------------------------------------------
-def test_follow_is_201_first_then_200(make_client: Callable[..., APIClient]) -> None:
+def test_follow_is_201_first_then_200(
+    make_client: Callable[..., APIClient], django_assert_num_queries: Callable[..., Any]
+) -> None:
     creator, fan = UserFactory.create(), UserFactory.create()
     client = make_client(fan, device_id="fan-phone")
 
-    first = client.put(f"/api/v1/creators/{creator.pk}/follow")
-    again = client.put(f"/api/v1/creators/{creator.pk}/follow")
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the creator active?,
+    # the follow (INSERT … ON CONFLICT: the same whether it was there or not)
+    with django_assert_num_queries(5):
+        first = client.put(f"/api/v1/creators/{creator.pk}/follow")
+    with django_assert_num_queries(5):
+        again = client.put(f"/api/v1/creators/{creator.pk}/follow")
 
     assert (first.status_code, first.json()) == (201, {"creator_id": creator.pk, "following": True})
     assert (again.status_code, again.json()) == (200, {"creator_id": creator.pk, "following": True})
@@ -546,12 +603,15 @@ def test_follow_is_201_first_then_200(make_client: Callable[..., APIClient]) -> 
     assert (follow.ip, follow.device_id, follow.counted) == ("127.0.0.1", "fan-phone", True)
 
 
-def test_follow_from_a_video_of_the_creator_records_it(client_for_user: APIClient) -> None:
+def test_follow_from_a_video_of_the_creator_records_it(
+    client_for_user: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     video = VideoFactory.create()
 
-    response = client_for_user.put(
-        f"/api/v1/creators/{video.creator.pk}/follow", {"video_id": video.pk}
-    )
+    with django_assert_num_queries(6):  # a follow, and the video is the creator's?
+        response = client_for_user.put(
+            f"/api/v1/creators/{video.creator.pk}/follow", {"video_id": video.pk}
+        )
 
     assert response.status_code == 201
     assert Follow.objects.get().source_video_id == video.pk
@@ -638,34 +698,48 @@ def test_follow_refuses_bad_input(
     assert database_state() == before
 
 
-def test_follow_of_a_deactivated_user_is_404(client_for_user: APIClient) -> None:
+def test_follow_of_a_deactivated_user_is_404(
+    client_for_user: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     creator = UserFactory.create(is_active=False)
     before = database_state()
 
-    response = client_for_user.put(f"/api/v1/creators/{creator.pk}/follow")
+    # the device token; the creator active? in the atomic block (in a test a savepoint, rolled
+    # back and released)
+    with django_assert_num_queries(5):
+        response = client_for_user.put(f"/api/v1/creators/{creator.pk}/follow")
 
     assert_problem(response, 404, "not_found", "No creator with this id.")
     assert database_state() == before
 
 
-def test_unfollow_is_204_and_idempotent(client_for_user: APIClient, user: User) -> None:
+def test_unfollow_is_204_and_idempotent(
+    client_for_user: APIClient, user: User, django_assert_num_queries: Callable[..., Any]
+) -> None:
     creator, other_fan = UserFactory.create(), UserFactory.create()
     client_for_user.put(f"/api/v1/creators/{creator.pk}/follow")
     Follow.objects.create(user=other_fan, creator=creator)
 
-    first = client_for_user.delete(f"/api/v1/creators/{creator.pk}/follow")
-    again = client_for_user.delete(f"/api/v1/creators/{creator.pk}/follow")
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the creator exists?,
+    # the follow deleted with its removal recorded (one statement): removed or not, alike
+    with django_assert_num_queries(5):
+        first = client_for_user.delete(f"/api/v1/creators/{creator.pk}/follow")
+    with django_assert_num_queries(5):
+        again = client_for_user.delete(f"/api/v1/creators/{creator.pk}/follow")
 
     assert (first.status_code, again.status_code) == (204, 204)
     assert list(Follow.objects.values_list("user_id", flat=True)) == [other_fan.pk]
 
 
 @pytest.mark.parametrize("method", ["put", "delete"])
-def test_follow_without_a_token_is_401(api_client: APIClient, method: str) -> None:
+def test_follow_without_a_token_is_401(
+    api_client: APIClient, method: str, django_assert_num_queries: Callable[..., Any]
+) -> None:
     creator = UserFactory.create()
     before = database_state()
 
-    response = getattr(api_client, method)(f"/api/v1/creators/{creator.pk}/follow")
+    with django_assert_num_queries(0):  # no token: refused before any query
+        response = getattr(api_client, method)(f"/api/v1/creators/{creator.pk}/follow")
 
     assert_problem(
         response, 401, "not_authenticated", "Authentication credentials were not provided."
@@ -714,13 +788,19 @@ def test_unlike_comment_unlike_and_unfollow_each_leave_one_removal(
         "/api/v1/creators/{creator}/follow",
     ],
 )
-def test_a_refused_removal_changes_nothing(client_for_user: APIClient, path: str) -> None:
+def test_a_refused_removal_changes_nothing(
+    client_for_user: APIClient, path: str, django_assert_num_queries: Callable[..., Any]
+) -> None:
     LikeFactory.create()  # something that could be removed, by someone else
     before = database_state()
-
-    response = client_for_user.delete(
-        path.format(video=unknown_id(Video), comment=unknown_id(Comment), creator=unknown_id(User))
+    target = path.format(
+        video=unknown_id(Video), comment=unknown_id(Comment), creator=unknown_id(User)
     )
+
+    # the device token; the target looked for in the atomic block (in a test a savepoint,
+    # rolled back and released)
+    with django_assert_num_queries(5):
+        response = client_for_user.delete(target)
 
     assert response.status_code == 404
     assert database_state() == before

@@ -46,7 +46,9 @@ def _report(client: APIClient, body: Any, **extra: Any) -> Any:
 # --- filing -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("target_type", ["user", "video", "comment"])
 def test_a_report_opens_with_201_and_its_document(
-    make_client: Callable[..., APIClient], target_type: str
+    make_client: Callable[..., APIClient],
+    target_type: str,
+    django_assert_num_queries: Callable[..., Any],
 ) -> None:
     reporter = UserFactory.create()
     target = {
@@ -55,10 +57,15 @@ def test_a_report_opens_with_201_and_its_document(
         "comment": CommentFactory.create,
     }[target_type]()
 
-    response = _report(
-        make_client(reporter, device_id="phone-3"),
-        {"target_type": target_type, "target_id": target.pk, "reason": "  Spam links  "},
-    )
+    client = make_client(reporter, device_id="phone-3")
+
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the target exists?,
+    # the report (one INSERT … ON CONFLICT … RETURNING)
+    with django_assert_num_queries(5):
+        response = _report(
+            client,
+            {"target_type": target_type, "target_id": target.pk, "reason": "  Spam links  "},
+        )
 
     assert response.status_code == 201
     report = Report.objects.get()
@@ -81,7 +88,7 @@ def test_a_report_opens_with_201_and_its_document(
 
 
 def test_a_second_open_report_on_the_same_target_is_200_with_the_first_unchanged(
-    client_for_user: APIClient,
+    client_for_user: APIClient, django_assert_num_queries: Callable[..., Any]
 ) -> None:
     video = VideoFactory.create()
     first = _report(
@@ -89,9 +96,11 @@ def test_a_second_open_report_on_the_same_target_is_200_with_the_first_unchanged
     )
     before = database_state()
 
-    again = _report(
-        client_for_user, {"target_type": "video", "target_id": video.pk, "reason": "Other words"}
-    )
+    with django_assert_num_queries(6):  # as a new report, and the open report read
+        again = _report(
+            client_for_user,
+            {"target_type": "video", "target_id": video.pk, "reason": "Other words"},
+        )
 
     assert first.status_code == 201
     assert (again.status_code, again.json()) == (200, first.json())
@@ -202,16 +211,21 @@ def test_reporting_yourself_is_400_and_changes_nothing(
     ],
 )
 def test_an_unknown_target_is_404_and_changes_nothing(
-    client_for_user: APIClient, target_type: str, model: Any, detail: str
+    client_for_user: APIClient,
+    target_type: str,
+    model: Any,
+    detail: str,
+    django_assert_num_queries: Callable[..., Any],
 ) -> None:
     VideoFactory.create()
     CommentFactory.create()
     before = database_state()
+    body = {"target_type": target_type, "target_id": unknown_id(model), "reason": "Spam"}
 
-    response = _report(
-        client_for_user,
-        {"target_type": target_type, "target_id": unknown_id(model), "reason": "Spam"},
-    )
+    # the device token; the target exists? in the atomic block (in a test a savepoint, rolled
+    # back and released)
+    with django_assert_num_queries(5):
+        response = _report(client_for_user, body)
 
     assert_problem(response, 404, "not_found", detail)
     assert database_state() == before
@@ -317,12 +331,15 @@ def test_a_body_that_is_not_an_object_is_400(
     assert database_state() == before
 
 
-def test_reports_without_a_token_are_401_and_change_nothing(api_client: APIClient) -> None:
+def test_reports_without_a_token_are_401_and_change_nothing(
+    api_client: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     video = VideoFactory.create()
     before = database_state()
 
-    post = _report(api_client, {"target_type": "video", "target_id": video.pk, "reason": "x"})
-    get = api_client.get("/api/v1/me/reports")
+    with django_assert_num_queries(0):  # no token: refused before any query
+        post = _report(api_client, {"target_type": "video", "target_id": video.pk, "reason": "x"})
+        get = api_client.get("/api/v1/me/reports")
 
     for response in (post, get):
         assert_problem(
@@ -394,7 +411,7 @@ def test_reports_count_against_the_write_throttle(
 
 # --- GET me/reports -----------------------------------------------------------------------------
 def test_me_reports_lists_only_mine_newest_first_with_their_status(
-    make_client: Callable[..., APIClient],
+    make_client: Callable[..., APIClient], django_assert_num_queries: Callable[..., Any]
 ) -> None:
     me, someone = UserFactory.create(), UserFactory.create()
     staff = StaffUserFactory.create()
@@ -409,7 +426,10 @@ def test_me_reports_lists_only_mine_newest_first_with_their_status(
     for report in mine:
         report.refresh_from_db()
 
-    response = make_client(me).get("/api/v1/me/reports")
+    client = make_client(me)
+
+    with django_assert_num_queries(2):  # the device token, the page of reports
+        response = client.get("/api/v1/me/reports")
 
     assert response.status_code == 200
     assert response.json() == {
@@ -435,13 +455,16 @@ def test_me_reports_without_reports_is_an_empty_page(client_for_user: APIClient)
     )
 
 
-def test_me_reports_pages_visit_every_report_once(client_for_user: APIClient, user: User) -> None:
+def test_me_reports_pages_visit_every_report_once(
+    client_for_user: APIClient, user: User, django_assert_num_queries: Callable[..., Any]
+) -> None:
     reports = ReportFactory.create_batch(5, reporter=user)
     newest_first = [_document(report) for report in reversed(reports)]
 
     first = client_for_user.get("/api/v1/me/reports?page_size=2").json()
     second = client_for_user.get(first["next"]).json()
-    third = client_for_user.get(second["next"]).json()
+    with django_assert_num_queries(2):  # a page of one: as a page of three (above)
+        third = client_for_user.get(second["next"]).json()
     back = client_for_user.get(second["previous"]).json()
 
     assert first["previous"] is None

@@ -40,17 +40,22 @@ def _video_body(
 
 # --- publish ------------------------------------------------------------------------------------
 def test_publish_a_video_makes_the_caller_its_creator(
-    client_for_user: APIClient, user: User
+    client_for_user: APIClient, user: User, django_assert_num_queries: Callable[..., Any]
 ) -> None:
-    response = client_for_user.post(
-        "/api/v1/videos",
-        {
-            "title": "Five-minute ramen",
-            "caption": "Quick and good",
-            "hashtags": ["#Cooking", "ramen", "cooking", "#RAMEN", "late_night"],
-            "duration_ms": 45_000,
-        },
-    )
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the video, the
+    # hashtags (one INSERT, one SELECT of their ids, however many) and their links (one INSERT);
+    # then the video as read: the video with its creator, its hashtags, its counts, the
+    # viewer's like
+    with django_assert_num_queries(11):
+        response = client_for_user.post(
+            "/api/v1/videos",
+            {
+                "title": "Five-minute ramen",
+                "caption": "Quick and good",
+                "hashtags": ["#Cooking", "ramen", "cooking", "#RAMEN", "late_night"],
+                "duration_ms": 45_000,
+            },
+        )
 
     assert response.status_code == 201
     video = Video.objects.get()
@@ -78,8 +83,12 @@ def test_publish_a_video_makes_the_caller_its_creator(
     ) == [("cooking", 0), ("ramen", 1), ("late_night", 2)]
 
 
-def test_publish_with_only_the_required_fields(client_for_user: APIClient) -> None:
-    response = client_for_user.post("/api/v1/videos", {"title": "Minimal", "duration_ms": 1})
+def test_publish_with_only_the_required_fields(
+    client_for_user: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
+    # as with hashtags, less their three statements
+    with django_assert_num_queries(8):
+        response = client_for_user.post("/api/v1/videos", {"title": "Minimal", "duration_ms": 1})
 
     assert response.status_code == 201
     body = response.json()
@@ -157,10 +166,13 @@ def test_publish_refuses_bad_input(
     assert database_state() == before
 
 
-def test_publish_without_a_token_is_401(api_client: APIClient) -> None:
+def test_publish_without_a_token_is_401(
+    api_client: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     before = database_state()
 
-    response = api_client.post("/api/v1/videos", {"title": "t", "duration_ms": 1})
+    with django_assert_num_queries(0):  # no token: refused before any query
+        response = api_client.post("/api/v1/videos", {"title": "t", "duration_ms": 1})
 
     assert_problem(
         response, 401, "not_authenticated", "Authentication credentials were not provided."
@@ -170,7 +182,7 @@ def test_publish_without_a_token_is_401(api_client: APIClient) -> None:
 
 # --- read ---------------------------------------------------------------------------------------
 def test_get_a_video_with_counts_and_the_viewers_like(
-    make_client: Callable[..., APIClient],
+    make_client: Callable[..., APIClient], django_assert_num_queries: Callable[..., Any]
 ) -> None:
     video = VideoFactory.create(caption="about it")
     fan, stranger = UserFactory.create(), UserFactory.create()
@@ -182,8 +194,12 @@ def test_get_a_video_with_counts_and_the_viewers_like(
     )
     counts = {"likes": 1, "comments": 1, "shares": 1, "plays": 1}
 
-    as_fan = make_client(fan).get(f"/api/v1/videos/{video.pk}")
-    as_stranger = make_client(stranger).get(f"/api/v1/videos/{video.pk}")
+    fan_client, stranger_client = make_client(fan), make_client(stranger)
+    # the device token, the video with its creator, its hashtags, its counts, the viewer's like
+    with django_assert_num_queries(5):
+        as_fan = fan_client.get(f"/api/v1/videos/{video.pk}")
+    with django_assert_num_queries(5):
+        as_stranger = stranger_client.get(f"/api/v1/videos/{video.pk}")
 
     assert as_fan.status_code == as_stranger.status_code == 200
     assert as_fan.json() == _video_body(video, counts=counts, liked=True)
@@ -202,10 +218,13 @@ def test_counts_show_only_counted_likes(client_for_user: APIClient) -> None:
     assert response.json()["counts"] == {"likes": 1, "comments": 0, "shares": 0, "plays": 0}
 
 
-def test_get_a_video_without_a_token_is_401(api_client: APIClient) -> None:
+def test_get_a_video_without_a_token_is_401(
+    api_client: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     video = VideoFactory.create()
 
-    response = api_client.get(f"/api/v1/videos/{video.pk}")
+    with django_assert_num_queries(0):  # no token: refused before any query
+        response = api_client.get(f"/api/v1/videos/{video.pk}")
 
     assert_problem(
         response, 401, "not_authenticated", "Authentication credentials were not provided."
@@ -213,12 +232,17 @@ def test_get_a_video_without_a_token_is_401(api_client: APIClient) -> None:
 
 
 # --- list ---------------------------------------------------------------------------------------
-def test_list_videos_newest_first_with_cursor_pages(client_for_user: APIClient, user: User) -> None:
+def test_list_videos_newest_first_with_cursor_pages(
+    client_for_user: APIClient, user: User, django_assert_num_queries: Callable[..., Any]
+) -> None:
     videos = VideoFactory.create_batch(5)
     LikeFactory.create(user=user, video=videos[1])
     newest_first = list(reversed(videos))
 
-    first = client_for_user.get("/api/v1/videos?page_size=2")
+    # the device token, the page's videos with their creators, their hashtags, their counts,
+    # the viewer's likes among them: the same for a page of 100 (test_page_size_is_capped_at_100)
+    with django_assert_num_queries(5):
+        first = client_for_user.get("/api/v1/videos?page_size=2")
     second = client_for_user.get(first.json()["next"])
     third = client_for_user.get(second.json()["next"])
     back = client_for_user.get(third.json()["previous"])
@@ -265,12 +289,16 @@ def test_list_videos_refuses_a_creator_that_is_not_an_id(
     )
 
 
-def test_page_size_is_capped_at_100(client_for_user: APIClient) -> None:
+def test_page_size_is_capped_at_100(
+    client_for_user: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     Video.objects.bulk_create(
         [Video(creator=UserFactory.create(), title=f"v{n}", duration_ms=1) for n in range(101)]
     )
 
-    response = client_for_user.get("/api/v1/videos?page_size=1000")
+    # 100 videos of 100 creators, in as many queries as a page of 2
+    with django_assert_num_queries(5):
+        response = client_for_user.get("/api/v1/videos?page_size=1000")
 
     assert len(response.json()["results"]) == 100
     assert response.json()["next"] is not None

@@ -100,7 +100,9 @@ def _comment_pick_body(**changes: Any) -> dict[str, Any]:
 
 
 # --- creating each kind ---------------------------------------------------------------------------
-def test_creator_creates_a_poll(make_client: ClientMaker) -> None:
+def test_creator_creates_a_poll(
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
+) -> None:
     video = VideoFactory.create()
     closes_at = timezone.now() + timedelta(days=1)
     body = _poll_body(
@@ -110,9 +112,14 @@ def test_creator_creates_a_poll(make_client: ClientMaker) -> None:
         allow_vote_change=False,
         closes_at=closes_at.isoformat(),
     )
+    client = make_client(video.creator)
     before = timezone.now()
 
-    response = _post_sticker(make_client(video.creator), video.pk, body)
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the video, the
+    # sticker, its options (one INSERT); then the sticker as presented (the sticker, its
+    # options, its checkpoints, the viewer's vote, the viewer's answers)
+    with django_assert_num_queries(11):
+        response = _post_sticker(client, video.pk, body)
 
     assert response.status_code == 201, response.content
     sticker = Sticker.objects.get(video=video)
@@ -156,7 +163,9 @@ def test_creator_creates_an_ending_and_its_payloads_are_stored_but_locked(
     ]
 
 
-def test_creator_creates_a_quiz_without_closes_at(make_client: ClientMaker) -> None:
+def test_creator_creates_a_quiz_without_closes_at(
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
+) -> None:
     video = VideoFactory.create(duration_ms=30_000)
     body = _quiz_body(
         checkpoints=[
@@ -170,8 +179,13 @@ def test_creator_creates_a_quiz_without_closes_at(make_client: ClientMaker) -> N
             ),
         ]
     )
+    client = make_client(video.creator)
 
-    response = _post_sticker(make_client(video.creator), video.pk, body)
+    # as a poll (no sticker options; the checkpoints' options presented too), and TWO
+    # statements per checkpoint: each checkpoint is inserted on its own, then its options
+    # (so 13 for one checkpoint, 51 for the most, 20)
+    with django_assert_num_queries(15):
+        response = _post_sticker(client, video.pk, body)
 
     assert response.status_code == 201, response.content
     sticker = Sticker.objects.get(video=video)
@@ -603,31 +617,43 @@ def test_only_the_videos_creator_adds_stickers(make_client: ClientMaker) -> None
     assert polls_state() == before
 
 
-def test_stickers_of_an_unknown_video_are_404(make_client: ClientMaker) -> None:
+def test_stickers_of_an_unknown_video_are_404(
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
+) -> None:
     client = make_client(UserFactory.create())
     missing = unknown_id(Video)
     before = polls_state()
 
-    response = _post_sticker(client, missing, _poll_body())
+    # the device token; the video looked for in the atomic block (in a test a savepoint,
+    # rolled back and released)
+    with django_assert_num_queries(5):
+        response = _post_sticker(client, missing, _poll_body())
     assert_problem(response, 404, "not_found", "No video with this id.")
-    response = client.get(f"/api/v1/videos/{missing}/stickers")
+    with django_assert_num_queries(2):  # the device token, the video exists?
+        response = client.get(f"/api/v1/videos/{missing}/stickers")
     assert_problem(response, 404, "not_found", "No video with this id.")
     assert polls_state() == before
 
 
-def test_anonymous_callers_get_401(api_client: APIClient) -> None:
+def test_anonymous_callers_get_401(
+    api_client: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     sticker = StickerFactory.create(options=["A", "B"])
     before = polls_state()
 
-    for response in (
-        api_client.get(f"/api/v1/videos/{sticker.video_id}/stickers"),
-        _post_sticker(api_client, sticker.video_id, _poll_body()),
-        api_client.get(f"/api/v1/stickers/{sticker.pk}"),
-        api_client.patch(f"/api/v1/stickers/{sticker.pk}", {"prompt": "x"}, format="json"),
-        api_client.post(f"/api/v1/stickers/{sticker.pk}/close"),
-        api_client.post(f"/api/v1/stickers/{sticker.pk}/votes", {"option_ids": [1]}, format="json"),
-        api_client.get(f"/api/v1/stickers/{sticker.pk}/results"),
-    ):
+    with django_assert_num_queries(0):  # no token: each refused before any query
+        responses = (
+            api_client.get(f"/api/v1/videos/{sticker.video_id}/stickers"),
+            _post_sticker(api_client, sticker.video_id, _poll_body()),
+            api_client.get(f"/api/v1/stickers/{sticker.pk}"),
+            api_client.patch(f"/api/v1/stickers/{sticker.pk}", {"prompt": "x"}, format="json"),
+            api_client.post(f"/api/v1/stickers/{sticker.pk}/close"),
+            api_client.post(
+                f"/api/v1/stickers/{sticker.pk}/votes", {"option_ids": [1]}, format="json"
+            ),
+            api_client.get(f"/api/v1/stickers/{sticker.pk}/results"),
+        )
+    for response in responses:
         assert response.status_code == 401, response.content
         assert response.json()["code"] == "not_authenticated"
     assert polls_state() == before
@@ -635,7 +661,7 @@ def test_anonymous_callers_get_401(api_client: APIClient) -> None:
 
 # --- reading: the list per video and the detail, with each viewer's own state ---------------------
 def test_the_list_shows_every_sticker_of_the_video_with_each_viewers_own_vote(
-    make_client: ClientMaker,
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
 ) -> None:
     # given a video with a poll and a comment pick, and two viewers who voted differently
     video = VideoFactory.create()
@@ -647,8 +673,12 @@ def test_the_list_shows_every_sticker_of_the_video_with_each_viewers_own_vote(
     first_vote = VoteFactory.create(sticker=poll, user=first, option_ids=[a])
     second_vote = VoteFactory.create(sticker=poll, user=second, option_ids=[b])
 
-    # when each lists the video's stickers
-    first_list = make_client(first).get(f"/api/v1/videos/{video.pk}/stickers")
+    # when each lists the video's stickers (the device token, the video exists?, the viewer
+    # its creator?, the page's stickers, their options, checkpoints, the viewer's votes and
+    # answers: per page, not per sticker)
+    first_client = make_client(first)
+    with django_assert_num_queries(8):
+        first_list = first_client.get(f"/api/v1/videos/{video.pk}/stickers")
     second_list = make_client(second).get(f"/api/v1/videos/{video.pk}/stickers")
     nobody_list = make_client(UserFactory.create()).get(f"/api/v1/videos/{video.pk}/stickers")
 
@@ -673,31 +703,38 @@ def test_the_list_shows_every_sticker_of_the_video_with_each_viewers_own_vote(
     ]
     assert nobody_list.json()["results"] == [sticker_document(poll), sticker_document(pick)]
 
-    detail = make_client(first).get(f"/api/v1/stickers/{poll.pk}")
+    with django_assert_num_queries(6):  # the device token, the sticker as presented
+        detail = first_client.get(f"/api/v1/stickers/{poll.pk}")
     assert detail.status_code == 200
     assert detail.json() == sticker_document(poll, viewer=vote_of(first_vote))
 
 
-def test_a_video_without_stickers_lists_none(client_for_user: APIClient) -> None:
+def test_a_video_without_stickers_lists_none(
+    client_for_user: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     video = VideoFactory.create()
 
-    response = client_for_user.get(f"/api/v1/videos/{video.pk}/stickers")
+    # the device token, the video exists?, the viewer its creator?, no stickers (nothing more)
+    with django_assert_num_queries(4):
+        response = client_for_user.get(f"/api/v1/videos/{video.pk}/stickers")
 
     assert response.status_code == 200
     assert response.json() == {"next": None, "previous": None, "results": []}
 
 
 def test_the_list_is_cursor_paginated_in_the_order_stickers_were_added(
-    client_for_user: APIClient,
+    client_for_user: APIClient, django_assert_num_queries: Callable[..., Any]
 ) -> None:
     video = VideoFactory.create()
     stickers = [StickerFactory.create(video=video, options=["A", "B"]) for _ in range(3)]
 
-    first = client_for_user.get(f"/api/v1/videos/{video.pk}/stickers", {"page_size": 2})
+    with django_assert_num_queries(8):  # a page of two
+        first = client_for_user.get(f"/api/v1/videos/{video.pk}/stickers", {"page_size": 2})
     assert first.status_code == 200
     assert [entry["id"] for entry in first.json()["results"]] == [s.pk for s in stickers[:2]]
     assert first.json()["previous"] is None
-    second = client_for_user.get(first.json()["next"])
+    with django_assert_num_queries(8):  # a page of one: the same
+        second = client_for_user.get(first.json()["next"])
 
     assert second.status_code == 200
     assert [entry["id"] for entry in second.json()["results"]] == [stickers[2].pk]
@@ -705,8 +742,13 @@ def test_the_list_is_cursor_paginated_in_the_order_stickers_were_added(
     assert second.json()["results"] == [sticker_document(stickers[2])]
 
 
-def test_an_unknown_sticker_is_404(client_for_user: APIClient) -> None:
-    response = client_for_user.get(f"/api/v1/stickers/{unknown_id(Sticker)}")
+def test_an_unknown_sticker_is_404(
+    client_for_user: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
+    path = f"/api/v1/stickers/{unknown_id(Sticker)}"
+
+    with django_assert_num_queries(2):  # the device token, no sticker
+        response = client_for_user.get(path)
 
     assert_problem(response, 404, "not_found", "No sticker with this id.")
 
@@ -742,21 +784,27 @@ def _scheduled_poll(make_client: ClientMaker) -> tuple[Sticker, APIClient]:
     return Sticker.objects.get(pk=response.json()["id"]), client
 
 
-def test_the_creator_edits_a_scheduled_sticker(make_client: ClientMaker) -> None:
+def test_the_creator_edits_a_scheduled_sticker(
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
+) -> None:
     sticker, client = _scheduled_poll(make_client)
     old_options = option_ids(sticker)
     closes_at = timezone.now() + timedelta(hours=5)
 
-    response = client.patch(
-        f"/api/v1/stickers/{sticker.pk}",
-        {
-            "prompt": "Edited?",
-            "options": [{"label": "X"}, {"label": "Y"}, {"label": "Z"}],
-            "max_choices": 2,
-            "closes_at": closes_at.isoformat(),
-        },
-        format="json",
-    )
+    # as a patch without lists (test_a_patch_without_lists_keeps_the_options), and the options
+    # replaced: the old ones read, their results deleted, the winner cleared, the options
+    # deleted, the checkpoints read (again), the new options inserted
+    with django_assert_num_queries(18):
+        response = client.patch(
+            f"/api/v1/stickers/{sticker.pk}",
+            {
+                "prompt": "Edited?",
+                "options": [{"label": "X"}, {"label": "Y"}, {"label": "Z"}],
+                "max_choices": 2,
+                "closes_at": closes_at.isoformat(),
+            },
+            format="json",
+        )
 
     assert response.status_code == 200, response.content
     sticker.refresh_from_db()
@@ -771,13 +819,18 @@ def test_the_creator_edits_a_scheduled_sticker(make_client: ClientMaker) -> None
     assert response.json() == sticker_document(sticker)
 
 
-def test_a_patch_without_lists_keeps_the_options(make_client: ClientMaker) -> None:
+def test_a_patch_without_lists_keeps_the_options(
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
+) -> None:
     sticker, client = _scheduled_poll(make_client)
     old_options = option_ids(sticker)
 
-    response = client.patch(
-        f"/api/v1/stickers/{sticker.pk}", {"results_visibility": "after_close"}, format="json"
-    )
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the sticker, its
+    # options, its checkpoints, the UPDATE; then the sticker as presented
+    with django_assert_num_queries(12):
+        response = client.patch(
+            f"/api/v1/stickers/{sticker.pk}", {"results_visibility": "after_close"}, format="json"
+        )
 
     assert response.status_code == 200, response.content
     assert option_ids(sticker) == old_options
@@ -872,11 +925,18 @@ def test_a_scheduled_sticker_whose_opening_time_passed_cannot_be_edited(
 
 
 # --- close, cancel, moderate ----------------------------------------------------------------------
-def test_the_creator_closes_an_open_sticker(make_client: ClientMaker) -> None:
+def test_the_creator_closes_an_open_sticker(
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
+) -> None:
     sticker = StickerFactory.create(options=["A", "B"])
+    client = make_client(sticker.video.creator)
     before = timezone.now()
 
-    response = make_client(sticker.video.creator).post(f"/api/v1/stickers/{sticker.pk}/close")
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the sticker, the
+    # UPDATE; then the sticker as presented (the sticker read again, its options, checkpoints,
+    # the viewer's vote and answers)
+    with django_assert_num_queries(10):
+        response = client.post(f"/api/v1/stickers/{sticker.pk}/close")
 
     assert response.status_code == 200, response.content
     sticker.refresh_from_db()
@@ -905,13 +965,18 @@ def test_staff_close_any_sticker(make_client: ClientMaker) -> None:
     assert Sticker.objects.get(pk=sticker.pk).state == "closed"
 
 
-def test_other_users_may_not_close_cancel_or_moderate(make_client: ClientMaker) -> None:
+def test_other_users_may_not_close_cancel_or_moderate(
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
+) -> None:
     sticker = StickerFactory.create(options=["A", "B"])
     client = make_client(UserFactory.create())
     before = polls_state()
 
     for action in ("close", "cancel"):
-        response = client.post(f"/api/v1/stickers/{sticker.pk}/{action}")
+        # the device token; the sticker read in the atomic block (in a test a savepoint,
+        # rolled back and released)
+        with django_assert_num_queries(5):
+            response = client.post(f"/api/v1/stickers/{sticker.pk}/{action}")
         assert_problem(
             response, 403, "not_video_creator", "Only the video's creator or staff may do this."
         )
@@ -955,11 +1020,13 @@ def test_a_sticker_past_its_closing_time_cannot_be_closed_again(make_client: Cli
 
 @pytest.mark.parametrize("state", ["scheduled", "open", "closed"])
 def test_the_creator_cancels_a_sticker_that_is_not_final(
-    make_client: ClientMaker, state: str
+    make_client: ClientMaker, state: str, django_assert_num_queries: Callable[..., Any]
 ) -> None:
     sticker = StickerFactory.create(state=state, options=["A", "B"])
+    client = make_client(sticker.video.creator)
 
-    response = make_client(sticker.video.creator).post(f"/api/v1/stickers/{sticker.pk}/cancel")
+    with django_assert_num_queries(10):  # as a close
+        response = client.post(f"/api/v1/stickers/{sticker.pk}/cancel")
 
     assert response.status_code == 200, response.content
     sticker.refresh_from_db()
@@ -997,7 +1064,7 @@ def test_a_final_or_canceled_sticker_cannot_be_canceled(
 
 
 def test_staff_moderate_a_sticker_and_it_disappears_for_everyone_else(
-    make_client: ClientMaker,
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
 ) -> None:
     # given an open poll on a video
     sticker = StickerFactory.create(options=["A", "B"])
@@ -1006,10 +1073,11 @@ def test_staff_moderate_a_sticker_and_it_disappears_for_everyone_else(
     viewer = make_client(UserFactory.create())
     creator = make_client(sticker.video.creator)
 
-    # when staff moderate it
-    response = staff.post(
-        f"/api/v1/stickers/{sticker.pk}/moderate", {"reason": "spam"}, format="json"
-    )
+    # when staff moderate it (queries as a close)
+    with django_assert_num_queries(10):
+        response = staff.post(
+            f"/api/v1/stickers/{sticker.pk}/moderate", {"reason": "spam"}, format="json"
+        )
 
     # then it is moderated, with the reason
     assert response.status_code == 200, response.content
@@ -1065,14 +1133,17 @@ def test_staff_moderate_a_sticker_and_it_disappears_for_everyone_else(
     assert polls_state() == before
 
 
-def test_moderating_twice_keeps_the_first_reason(make_client: ClientMaker) -> None:
+def test_moderating_twice_keeps_the_first_reason(
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
+) -> None:
     sticker = StickerFactory.create(options=["A", "B"])
     staff = make_client(StaffUserFactory.create())
     staff.post(f"/api/v1/stickers/{sticker.pk}/moderate", {"reason": "spam"}, format="json")
 
-    response = staff.post(
-        f"/api/v1/stickers/{sticker.pk}/moderate", {"reason": "again"}, format="json"
-    )
+    with django_assert_num_queries(9):  # moderated already: no UPDATE
+        response = staff.post(
+            f"/api/v1/stickers/{sticker.pk}/moderate", {"reason": "again"}, format="json"
+        )
 
     assert response.status_code == 200, response.content
     sticker.refresh_from_db()

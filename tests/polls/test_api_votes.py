@@ -351,24 +351,23 @@ def test_a_vote_change_after_closing_is_refused(voter_client: APIClient) -> None
     assert polls_state() == before
 
 
-def test_votes_on_unknown_or_moderated_stickers_are_404(voter_client: APIClient) -> None:
+def test_votes_on_unknown_or_moderated_stickers_are_404(
+    voter_client: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     moderated = StickerFactory.create(state="moderated", options=["A", "B"])
+    unknown = unknown_id(Sticker)
+    choices = option_ids(moderated)[:1]
     before = polls_state()
 
-    assert_problem(
-        voter_client.post(
-            f"/api/v1/stickers/{unknown_id(Sticker)}/votes", {"option_ids": [1]}, format="json"
-        ),
-        404,
-        "not_found",
-        "No sticker with this id.",
-    )
-    assert_problem(
-        _vote(voter_client, moderated, option_ids(moderated)[:1]),
-        404,
-        "not_found",
-        "No sticker with this id.",
-    )
+    # a refusal costs what a vote costs: the device token, the vote's one statement
+    with django_assert_num_queries(2):
+        unknown_response = voter_client.post(
+            f"/api/v1/stickers/{unknown}/votes", {"option_ids": [1]}, format="json"
+        )
+    assert_problem(unknown_response, 404, "not_found", "No sticker with this id.")
+    with django_assert_num_queries(2):
+        moderated_response = _vote(voter_client, moderated, choices)
+    assert_problem(moderated_response, 404, "not_found", "No sticker with this id.")
     assert polls_state() == before
 
 

@@ -72,11 +72,17 @@ def player_client(player: User, make_client: ClientMaker) -> APIClient:
     return make_client(player, device_id="tablet-9")
 
 
-def test_a_right_answer_gets_feedback_and_progress(player: User, player_client: APIClient) -> None:
+def test_a_right_answer_gets_feedback_and_progress(
+    player: User, player_client: APIClient, django_assert_num_queries: Callable[..., Any]
+) -> None:
     sticker = _quiz()
     (first, (three, four)), _ = _checkpoints(sticker)
 
-    response = _answer(player_client, sticker, first, [four])
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the sticker's rules,
+    # the checkpoint, its right options, the answer, the answer read back, the progress (the
+    # checkpoints counted, the player's answers)
+    with django_assert_num_queries(10):
+        response = _answer(player_client, sticker, first, [four])
 
     assert response.status_code == 201, response.content
     assert response.json() == {
@@ -199,12 +205,20 @@ def test_answering_every_checkpoint_completes_the_quiz(player_client: APIClient)
     )
 
 
-def test_progress_is_each_players_own(make_client: ClientMaker, player_client: APIClient) -> None:
+def test_progress_is_each_players_own(
+    make_client: ClientMaker,
+    player_client: APIClient,
+    django_assert_num_queries: Callable[..., Any],
+) -> None:
     sticker = _quiz()
     (first, ids), _ = _checkpoints(sticker)
     assert _answer(player_client, sticker, first, [ids[1]]).status_code == 201
+    client = make_client(UserFactory.create())
 
-    response = make_client(UserFactory.create()).get(f"/api/v1/stickers/{sticker.pk}/progress")
+    # the device token; the sticker (with its options, checkpoints and their options: the
+    # same read as the detail's); the checkpoints counted, the player's answers
+    with django_assert_num_queries(7):
+        response = client.get(f"/api/v1/stickers/{sticker.pk}/progress")
 
     assert response.json() == {"answered": 0, "total": 2, "correct": 0, "completed": False}
 
@@ -309,7 +323,7 @@ def test_bad_choices_are_refused_and_nothing_is_written(player_client: APIClient
 
 
 def test_unknown_checkpoints_and_checkpoints_of_other_stickers_are_404(
-    player_client: APIClient,
+    player_client: APIClient, django_assert_num_queries: Callable[..., Any]
 ) -> None:
     sticker = _quiz()
     (_, ids), _ = _checkpoints(sticker)
@@ -317,11 +331,14 @@ def test_unknown_checkpoints_and_checkpoints_of_other_stickers_are_404(
     before = polls_state()
 
     for checkpoint_id in (unknown_id(Checkpoint), other_first[0].pk):
-        response = player_client.post(
-            f"/api/v1/stickers/{sticker.pk}/checkpoints/{checkpoint_id}/answer",
-            {"option_ids": ids[:1]},
-            format="json",
-        )
+        # the device token; the sticker's rules and no such checkpoint of it, in the atomic
+        # block (in a test a savepoint, rolled back and released)
+        with django_assert_num_queries(6):
+            response = player_client.post(
+                f"/api/v1/stickers/{sticker.pk}/checkpoints/{checkpoint_id}/answer",
+                {"option_ids": ids[:1]},
+                format="json",
+            )
         assert_problem(response, 404, "not_found", "No checkpoint with this id on this sticker.")
     assert polls_state() == before
 

@@ -59,15 +59,20 @@ def _badge_document(badge: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     "path", ["/api/v1/badges", "/api/v1/me/badges", "/api/v1/me/perks", "/api/v1/me/activity"]
 )
-def test_every_rewards_list_needs_a_token(api_client: APIClient, path: str) -> None:
-    response = api_client.get(path)
+def test_every_rewards_list_needs_a_token(
+    api_client: APIClient, path: str, django_assert_num_queries: Callable[..., Any]
+) -> None:
+    with django_assert_num_queries(0):  # no token: refused before any query
+        response = api_client.get(path)
 
     assert response.status_code == 401
     assert response["Content-Type"] == "application/problem+json"
 
 
 # --- badges -----------------------------------------------------------------------------------
-def test_the_badge_catalog_lists_every_badge_newest_first(make_client: ClientMaker) -> None:
+def test_the_badge_catalog_lists_every_badge_newest_first(
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
+) -> None:
     creator = UserFactory.create()
     badges = [
         BadgeFactory.create(slug="first-like", name="First like", description="Like a video."),
@@ -80,7 +85,11 @@ def test_the_badge_catalog_lists_every_badge_newest_first(make_client: ClientMak
         BadgeFactory.create(slug="autumn", name="Autumn", expires_at=timezone.now()),
     ]
 
-    pages = _pages(make_client(UserFactory.create()), "/api/v1/badges?page_size=2")
+    client = make_client(UserFactory.create())
+
+    # two pages (of two, then one), each the device token and the page
+    with django_assert_num_queries(2 * 2):
+        pages = _pages(client, "/api/v1/badges?page_size=2")
 
     assert [len(page["results"]) for page in pages] == [2, 1]
     assert [item for page in pages for item in page["results"]] == [
@@ -88,7 +97,9 @@ def test_the_badge_catalog_lists_every_badge_newest_first(make_client: ClientMak
     ]
 
 
-def test_my_badges_lists_only_my_unrevoked_badges(make_client: ClientMaker) -> None:
+def test_my_badges_lists_only_my_unrevoked_badges(
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
+) -> None:
     # given a fan who earned two badges and a perk, one badge revoked later, and another user
     first_like = RewardRuleFactory.create(name="Like once", badge=BadgeFactory.create())
     two_likes = RewardRuleFactory.create(name="Like twice", threshold=2)
@@ -104,7 +115,11 @@ def test_my_badges_lists_only_my_unrevoked_badges(make_client: ClientMaker) -> N
         grant_ids=[Grant.objects.get(rule=revoked_rule, user=fan).pk], reason="bought likes"
     )
 
-    response = make_client(fan).get("/api/v1/me/badges")
+    fan_client, other_client = make_client(fan), make_client(other)
+
+    # the device token, the page of grants with their rules and badges (a join)
+    with django_assert_num_queries(2):
+        response = fan_client.get("/api/v1/me/badges")
 
     assert response.status_code == 200
     expected = []
@@ -121,13 +136,14 @@ def test_my_badges_lists_only_my_unrevoked_badges(make_client: ClientMaker) -> N
         )
     assert response.json() == {"next": None, "previous": None, "results": expected}
     # and the other user sees only theirs
-    others = make_client(other).get("/api/v1/me/badges").json()["results"]
+    with django_assert_num_queries(2):
+        others = other_client.get("/api/v1/me/badges").json()["results"]
     assert sorted(item["rule"] for item in others) == ["Like once", "Revoked"]
 
 
 # --- perks ------------------------------------------------------------------------------------
 def test_my_perks_show_available_redeemed_and_expired_entitlements(
-    make_client: ClientMaker,
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
 ) -> None:
     # given a fan with three perks: one to redeem, one redeemed, one expired; and one revoked
     perks = {
@@ -148,7 +164,12 @@ def test_my_perks_show_available_redeemed_and_expired_entitlements(
     Perk.objects.filter(pk=perks["Expired"].pk).update(valid_until=expired_at)
     grants_revoke(grant_ids=[mine["Revoked"].grant_id], reason="bought likes")
 
-    response = make_client(fan).get("/api/v1/me/perks")
+    fan_client, other_client = make_client(fan), make_client(other)
+
+    # the device token, the page of entitlements with their perks and rules (a join): three
+    # entitlements here, four for the other user below, in as many queries
+    with django_assert_num_queries(2):
+        response = fan_client.get("/api/v1/me/perks")
 
     assert response.status_code == 200
     expected = []
@@ -180,7 +201,8 @@ def test_my_perks_show_available_redeemed_and_expired_entitlements(
     assert response.json() == {"next": None, "previous": None, "results": expected}
     assert expected[1]["code"] is not None
     # the other user's perks are all available, and none of the fan's
-    others = make_client(other).get("/api/v1/me/perks").json()["results"]
+    with django_assert_num_queries(2):
+        others = other_client.get("/api/v1/me/perks").json()["results"]
     assert sorted((item["perk"]["name"], item["status"]) for item in others) == [
         ("Available", "available"),
         ("Expired", "expired"),
@@ -191,7 +213,7 @@ def test_my_perks_show_available_redeemed_and_expired_entitlements(
 
 # --- the activity feed ------------------------------------------------------------------------
 def test_the_activity_feed_says_what_happened_newest_first_with_cursor_pages(
-    make_client: ClientMaker,
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
 ) -> None:
     # given rules, a like on Alice's video and a winning vote on Carol's story
     RewardRuleFactory.create(badge=BadgeFactory.create(name="First like"))
@@ -220,7 +242,9 @@ def test_the_activity_feed_says_what_happened_newest_first_with_cursor_pages(
     reward_events_process()
 
     # when the fan reads the feed two entries at a time
-    pages = _pages(make_client(fan), "/api/v1/me/activity?page_size=2")
+    fan_client = make_client(fan)
+    with django_assert_num_queries(3 * 2):  # three pages, each the device token and the page
+        pages = _pages(fan_client, "/api/v1/me/activity?page_size=2")
 
     # then every entry is there once, newest first, in words
     assert [len(page["results"]) for page in pages] == [2, 2, 1]

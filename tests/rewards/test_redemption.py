@@ -45,13 +45,20 @@ def _outcome(response: Any) -> tuple[int, str | None]:
 
 
 @pytest.mark.django_db
-def test_redeem_claims_one_unit_and_returns_a_code(make_client: ClientMaker) -> None:
+def test_redeem_claims_one_unit_and_returns_a_code(
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
+) -> None:
     perk = PerkFactory.create(stock=5)
     fan = UserFactory.create()
     _entitle([fan], perk)
     entitlement = Entitlement.objects.get(user=fan)
+    client = make_client(fan)
 
-    response = make_client(fan).post(_url(entitlement))
+    # the device token; in one atomic block (BEGIN/COMMIT or savepoints) the entitlement with
+    # its perk, the user's entitlements of the perk locked (the per-user limit), the entitlement
+    # read again (after the lock), one unit of stock claimed, the entitlement's code written
+    with django_assert_num_queries(8):
+        response = client.post(_url(entitlement))
 
     assert response.status_code == 200, response.content
     entitlement.refresh_from_db()
@@ -156,7 +163,9 @@ def test_the_per_user_limit_caps_redemptions_of_one_perk(
 
 
 @pytest.mark.django_db
-def test_redeeming_what_is_not_yours_or_was_revoked_is_404(make_client: ClientMaker) -> None:
+def test_redeeming_what_is_not_yours_or_was_revoked_is_404(
+    make_client: ClientMaker, django_assert_num_queries: Callable[..., Any]
+) -> None:
     perk = PerkFactory.create(stock=5)
     owner, revoked_user = UserFactory.create_batch(2)
     _entitle([owner, revoked_user], perk)
@@ -164,9 +173,16 @@ def test_redeeming_what_is_not_yours_or_was_revoked_is_404(make_client: ClientMa
     grants_revoke(grant_ids=[revoked.grant_id], reason="bought likes")
     before = rewards_state()
 
-    someone_elses = make_client(revoked_user).post(_url(Entitlement.objects.get(user=owner)))
-    was_revoked = make_client(revoked_user).post(_url(revoked))
-    unknown = make_client(owner).post(f"/api/v1/me/perks/{unknown_id(Entitlement)}/redeem")
+    revoked_client, owner_client = make_client(revoked_user), make_client(owner)
+    owners_url = _url(Entitlement.objects.get(user=owner))
+    unknown_url = f"/api/v1/me/perks/{unknown_id(Entitlement)}/redeem"
+
+    # each: the device token; no entitlement of the caller's found, in the atomic block (in a
+    # test a savepoint, rolled back and released)
+    with django_assert_num_queries(3 * 5):
+        someone_elses = revoked_client.post(owners_url)
+        was_revoked = revoked_client.post(_url(revoked))
+        unknown = owner_client.post(unknown_url)
 
     for response in (someone_elses, was_revoked, unknown):
         assert_problem(response, 404, "not_found", "No perk entitlement with this id.")
