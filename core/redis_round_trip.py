@@ -6,20 +6,41 @@ spends more CPU on its own machinery (retry wrapper, response callbacks, per-com
 bookkeeping, observability hooks) than on packing and parsing (docs/benchmarks.md, "What a
 request costs"). Here the commands are staged by redis-py's own command methods (`incr`,
 `expire`, `mget`, `zadd`, `set`: the same argument building as a pipeline's), packed by the
-connection, written in one send and read back in order, on a connection of the cache's pool.
+connection, written in one send and read back in order.
 
 Replies are Redis's own, without redis-py's response callbacks: `SET … NX` answers b"OK" or
-None, `EXPIRE` 1 or 0. A connection error is retried once on a fresh connection (a Redis
-restart leaves the pool's connections dead); any other error drops the connection (its
-remaining replies would be read by the next user) and is raised.
+None, `EXPIRE` 1 or 0. Each thread keeps one connection, made with the cache pool's settings, for
+its round trips (checking one out of the pool and back in costs redis-py more than packing the
+commands does); it closes when the thread ends, and a forked process makes a new one. A
+connection error is retried once on a fresh connection (a Redis restart leaves connections
+dead); any other error drops the connection (its remaining replies would be read by the next
+round trip) and is raised.
 """
 
+import os
+import threading
 from typing import Any, Literal
 
 from django_redis import get_redis_connection
 from redis.commands.core import CoreCommands
+from redis.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+
+_held = threading.local()
+
+
+def _connection(alias: str) -> AbstractConnection:
+    """This thread's connection for round trips, from the alias's current pool (a new pool, as
+    after a settings change, or a forked process gets a new connection)."""
+    pool = get_redis_connection(alias).connection_pool
+    held: dict[str, tuple[Any, int, AbstractConnection]] = _held.__dict__.setdefault("by_alias", {})
+    current = held.get(alias)
+    if current is not None and current[0] is pool and current[1] == os.getpid():
+        return current[2]
+    # (made like the pool's own, but not the pool's: it lives and closes with the thread)
+    connection = pool.connection_class(**pool.connection_kwargs)
+    held[alias] = (pool, os.getpid(), connection)
+    return connection
 
 
 class RoundTrip(CoreCommands):
@@ -44,20 +65,16 @@ class RoundTrip(CoreCommands):
         """The replies, in the order of the commands; RedisError when Redis cannot answer."""
         if not self.commands:
             return []
-        pool = get_redis_connection(alias).connection_pool
-        connection = pool.get_connection()
-        try:
-            for attempt in (1, 2):
-                try:
-                    connection.send_packed_command(connection.pack_commands(self.commands))
-                    return [connection.read_response() for _ in self.commands]
-                except RedisConnectionError:
-                    connection.disconnect()
-                    if attempt == 2:
-                        raise
-                except RedisError:
-                    connection.disconnect()
+        connection = _connection(alias)
+        for attempt in (1, 2):
+            try:
+                connection.send_packed_command(connection.pack_commands(self.commands))
+                return [connection.read_response() for _ in self.commands]
+            except RedisConnectionError:
+                connection.disconnect()  # the next send connects again
+                if attempt == 2:
                     raise
-            raise AssertionError("unreachable")
-        finally:
-            pool.release(connection)
+            except BaseException:
+                connection.disconnect()
+                raise
+        raise AssertionError("unreachable")

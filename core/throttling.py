@@ -9,6 +9,7 @@ the cache must not take writes down.
 
 import logging
 import time
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+@cache
 def parse_rate(rate: str) -> tuple[int, int]:
     """'120/min' -> (120, 60)."""
     count, _, period = rate.partition("/")

@@ -51,12 +51,15 @@ def test_an_error_reply_is_raised_and_the_connection_is_not_reused_half_read() -
 
 
 def test_a_dropped_connection_is_replaced_once() -> None:
-    redis = get_redis_connection("default")
-    pool = redis.connection_pool
-    # every idle connection of the pool is closed by the server (as by a restart)
-    redis.client_kill_filter(_type="normal", skipme=False)
+    # the thread's round-trip connection is closed by the server (as by a restart)
+    ask = RoundTrip()
+    ask.client_id()
+    [client_id] = ask.send()
+    assert get_redis_connection("default").client_kill_filter(_id=client_id) == 1
     trip = RoundTrip()
     counter = _key()
     trip.incr(counter)
     assert trip.send() == [1]
-    assert pool is get_redis_connection("default").connection_pool
+    again = RoundTrip()
+    again.client_id()
+    assert again.send() != [client_id]  # a new connection
