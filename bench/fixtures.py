@@ -114,34 +114,6 @@ def backend_pids() -> list[int]:
         return [int(row[0]) for row in cursor.fetchall()]
 
 
-def database_settle(timeout_s: float = 120.0) -> float:
-    """Vacuum and analyze the scratch tables the previous load changed, then wait (bounded)
-    until no autovacuum worker runs in the scratch database; the seconds it took.
-
-    Without it the autovacuum a load triggers runs during the next comparison, in some of its
-    rounds and not others (its CPU shows as "short-lived pg backends": ~1 ms a request during
-    the results rounds after the vote rounds), which moves that comparison's ratio by several
-    points. (A manual VACUUM makes an autovacuum of the same table give way.)
-    """
-    started = time.monotonic()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT format('%%I.%%I', schemaname, relname) FROM pg_stat_user_tables "
-            "WHERE n_dead_tup > 0 OR n_mod_since_analyze > 0 ORDER BY 1"
-        )
-        for (table,) in cursor.fetchall():
-            cursor.execute(f"VACUUM (ANALYZE) {table}")
-        while time.monotonic() - started < timeout_s:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE backend_type = 'autovacuum worker' AND datname = current_database()"
-            )
-            if cursor.fetchone()[0] == 0:
-                break
-            time.sleep(0.2)
-    return time.monotonic() - started
-
-
 # Users made set-based, with an unusable password: (prefix, count) -> prefix1 … prefix<count>.
 USERS_INSERT = f"""
     INSERT INTO {User._meta.db_table}

@@ -134,13 +134,6 @@ class VoteTraffic:
         return factory
 
 
-def _settled(server: Server) -> None:
-    """Before a comparison: the workers idle and the database vacuumed after the last load
-    (fixtures.database_settle), so neither side's rounds get the other load's leftovers."""
-    server.settle()
-    say(f"  database settled in {fixtures.database_settle():.1f}s (vacuum, analyze)")
-
-
 def phase_writes(
     server: Server, plan: Plan, users: list[BenchUser], stickers: list[BenchSticker]
 ) -> dict[str, Any]:
@@ -149,7 +142,6 @@ def phase_writes(
         f"{plan.connections} connections, {plan.rounds} x {plan.round_s:.0f}s each, alternating"
     )
     traffic = VoteTraffic(server, users, stickers)
-    _settled(server)
     writes = alternating(
         server,
         plan,
@@ -161,7 +153,7 @@ def phase_writes(
     bare, vote = writes.a, writes.b
     writes.say_totals()
     say(f"  what the vote POSTs did so far (warm-up included): {traffic.outcomes}")
-    _settled(server)
+    server.settle()
     half = max(1.0, vote.rps / 2)
     say(
         f"Vote latency, open loop at half the vote throughput: {half:.0f} req/s, "
@@ -229,7 +221,6 @@ def _vote_vs_tutorial(server: Server, plan: Plan, traffic: VoteTraffic) -> Alter
     creator, video_id = fixtures.creator_video("bench-tutorial")
     question = fixtures.poll_stickers_create(creator, video_id, 1)[0]
     sticker_tally_refresh(sticker_id=question.id)
-    _settled(server)
     form = f"choice={question.option_ids[0]}".encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
     path = f"/api/v1/_bench/tutorial/{question.id}/vote"
@@ -265,7 +256,6 @@ def phase_reads(
     server.settle()
     for sticker in stickers:
         sticker_tally_refresh(sticker_id=sticker.id)
-    _settled(server)
     cursors: dict[int, int] = {}
 
     def pick(index: int) -> tuple[BenchUser, BenchSticker]:
