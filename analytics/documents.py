@@ -175,7 +175,7 @@ class Cached:
 
 
 def cached_stage(pipe: Any, key: DocumentKey, *, serve: bool = True) -> str | None:
-    """Stage the cache read on another round trip's raw Redis pipeline (the throttle's).
+    """Stage the cache read on another round trip (the throttle's: core.redis_round_trip).
 
     For a serve it also marks the document active and arms the refresher (SET NX of its flag,
     with a new token): no extra round trip. Returns that token, for `cached_decode`.

@@ -8,7 +8,7 @@ a read that loaded the old row just before a commit and stores it late stores so
 will use (deleting the key instead would let that late write put stale data back).
 
 The results endpoint does not even pay that round trip of its own: its throttle sends the read
-with its rate counters (`results_cache_stage` on the throttle's pipeline, `results_cache_decode`
+with its rate counters (`results_cache_stage` on the throttle's round trip, `results_cache_decode`
 of the replies; polls.api.views.ResultsView). `results_cache_read` is the same read on its own.
 """
 
@@ -65,7 +65,8 @@ def results_cache_read(sticker_id: int) -> tuple[int, Any, Any]:
 
 
 def results_cache_stage(pipe: Any, sticker_id: int) -> None:
-    """Stage the MGET of results_cache_read on a raw Redis pipeline (another round trip's)."""
+    """Stage the MGET of results_cache_read on another round trip (core.redis_round_trip or a
+    redis-py pipeline: the throttle's)."""
     default = caches["default"]  # (one lookup of the thread's cache, not one per key)
     pipe.mget([default.make_key(key) for key in _keys(sticker_id)])
 
