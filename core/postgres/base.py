@@ -25,7 +25,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if raw is None or raw.closed or raw.broken:
             return False
         if raw.info.transaction_status == TransactionStatus.IDLE:
-            readable, _, _ = select.select([raw.pgconn.socket], [], [], 0)
-            if not readable:
+            # (poll, not select: select refuses descriptors past 1024)
+            socket = select.poll()
+            socket.register(raw.pgconn.socket, select.POLLIN)
+            if not socket.poll(0):
                 return True
         return bool(super().is_usable())
