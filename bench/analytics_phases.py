@@ -37,7 +37,7 @@ from analytics.services import rollups as rollups_service
 from analytics.services import trending as trending_service
 from bench import fixtures
 from bench.fixtures import BenchUser
-from bench.httpload import Connection, HTTPError, RequestFactory, build_request, percentile
+from bench.httpload import Connection, RequestFactory, build_request, percentile
 from bench.measure import (
     BARE_PATH,
     LagLog,
@@ -598,17 +598,7 @@ def lag_measure(server: Server, plan: Plan, world: World) -> dict[str, Any]:
                 await asyncio.sleep(schedule.wait(tick))
                 if schedule.over(tick, log.load_done, log.caught_up):
                     break
-                sent = time.perf_counter()
-                try:
-                    status, body, _ = await conn.request(raw)
-                except HTTPError:
-                    log.poll_errors += 1
-                    continue
-                if status == 200:
-                    likes = int(json.loads(body)["totals"]["likes"])
-                    log.polls.append((sent, time.perf_counter(), likes))
-                else:
-                    log.poll_errors += 1
+                await log.poll(conn, raw, lambda document: document["totals"]["likes"])
         finally:
             conn.close()
 

@@ -16,6 +16,7 @@ Shared by every phase module; no Django imports here.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from bench.cpu import cpu_between, cpu_sample
 from bench.httpload import (
+    Connection,
+    HTTPError,
     LoadStats,
     RequestFactory,
     ResponseHook,
@@ -264,6 +267,20 @@ class LagLog:
     def caught_up(self) -> bool:
         """The last read shows every committed write."""
         return bool(self.polls) and self.polls[-1][2] >= len(self.commits)
+
+    async def poll(self, conn: Connection, raw: bytes, count: Callable[[Any], int]) -> None:
+        """One read of the count: `raw` sent on `conn`, `count` taken from its 200 answer's JSON
+        document; an error or another status counts as a failed poll."""
+        sent = time.perf_counter()
+        try:
+            status, body, _ = await conn.request(raw)
+        except HTTPError:
+            self.poll_errors += 1
+            return
+        if status == 200:
+            self.polls.append((sent, time.perf_counter(), int(count(json.loads(body)))))
+        else:
+            self.poll_errors += 1
 
 
 @dataclass

@@ -57,6 +57,13 @@ class Plan:
             grant_lag_s=5.0,
         )
 
+    @property
+    def alternation(self) -> str:
+        """How a comparison runs, as the report says it."""
+        return (
+            f"{self.connections} connections, {self.rounds} x {self.round_s:.0f}s each, alternating"
+        )
+
 
 @dataclass
 class Server:

@@ -24,7 +24,6 @@ from bench.cpu import peak_rss_mb
 from bench.fixtures import BenchSticker, BenchUser
 from bench.httpload import (
     Connection,
-    HTTPError,
     LoadStats,
     RequestFactory,
     build_request,
@@ -137,10 +136,7 @@ class VoteTraffic:
 def phase_writes(
     server: Server, plan: Plan, users: list[BenchUser], stickers: list[BenchSticker]
 ) -> dict[str, Any]:
-    say(
-        f"Vote writes: POST /stickers/{{id}}/votes vs POST {BARE_PATH}, "
-        f"{plan.connections} connections, {plan.rounds} x {plan.round_s:.0f}s each, alternating"
-    )
+    say(f"Vote writes: POST /stickers/{{id}}/votes vs POST {BARE_PATH}, " + plan.alternation)
     traffic = VoteTraffic(server, users, stickers)
     writes = alternating(
         server,
@@ -230,7 +226,7 @@ def _vote_vs_tutorial(server: Server, plan: Plan, traffic: VoteTraffic) -> Alter
 
     say(
         f"Full vote vs the tutorial's vote (POST {path}: F('votes') + 1, no authentication), "
-        f"{plan.connections} connections, {plan.rounds} x {plan.round_s:.0f}s each, alternating"
+        + plan.alternation
     )
     pair = alternating(
         server,
@@ -248,10 +244,7 @@ def _vote_vs_tutorial(server: Server, plan: Plan, traffic: VoteTraffic) -> Alter
 def phase_reads(
     server: Server, plan: Plan, users: list[BenchUser], stickers: list[BenchSticker]
 ) -> dict[str, Any]:
-    say(
-        f"Results reads: GET /stickers/{{id}}/results vs GET {BARE_PATH}, "
-        f"{plan.connections} connections, {plan.rounds} x {plan.round_s:.0f}s each, alternating"
-    )
+    say(f"Results reads: GET /stickers/{{id}}/results vs GET {BARE_PATH}, " + plan.alternation)
     # Live tallies as the tallies worker leaves them (also when this phase runs alone).
     server.settle()
     for sticker in stickers:
@@ -286,7 +279,7 @@ def phase_reads(
 
     say(
         f"Authentication's cost: GET {BARE_PATH} (device token) vs GET {OPEN_PATH} (none), "
-        f"{plan.connections} connections, {plan.rounds} x {plan.round_s:.0f}s each, alternating"
+        + plan.alternation
     )
     auth = alternating(
         server, plan, (("open GET", open_get, None), ("bare GET (authenticated)", bare, None))
@@ -374,18 +367,6 @@ def _lag_attempt(
         if status == 201:
             log.commits.append(done)
 
-    async def poll_once(conn: Connection, raw: bytes) -> None:
-        sent = time.perf_counter()
-        try:
-            status, body, _ = await conn.request(raw)
-        except HTTPError:
-            log.poll_errors += 1
-            return
-        if status == 200:
-            log.polls.append((sent, time.perf_counter(), int(json.loads(body)["total_votes"])))
-        else:
-            log.poll_errors += 1
-
     async def poller() -> None:
         # Polls are scheduled every interval (open loop), each on a free connection of a small
         # pool, so a slow answer does not thin out the samples.
@@ -398,7 +379,7 @@ def _lag_attempt(
         async def one() -> None:
             conn = await pool.get()
             try:
-                await poll_once(conn, raw)
+                await log.poll(conn, raw, lambda document: document["total_votes"])
             finally:
                 pool.put_nowait(conn)
 

@@ -14,6 +14,7 @@ expiry is enforced.
 
 import binascii
 import re
+from dataclasses import dataclass
 from functools import cache
 from hmac import compare_digest
 from typing import Any
@@ -37,10 +38,29 @@ from core.db import fetch_prepared
 _TOKEN_RE = re.compile(rb"^[\x21-\x7e]+$")
 
 
+@dataclass(frozen=True)
+class _TokenRead:
+    """`SELECT <token's columns>, <user's columns> … WHERE digest = %s` and how to make the two
+    instances of its row: composed once from the models."""
+
+    sql: str
+    token_model: type[Model]
+    token_attnames: list[str]
+    user_model: type[Model]
+    user_attnames: list[str]
+
+    def instances(self, row: tuple[Any, ...]) -> Any:
+        """The token of the row, with its user."""
+        split = len(self.token_attnames)
+        auth_token = self.token_model.from_db(DEFAULT_DB_ALIAS, self.token_attnames, row[:split])
+        auth_token.user = self.user_model.from_db(  # type: ignore[attr-defined]
+            DEFAULT_DB_ALIAS, self.user_attnames, row[split:]
+        )
+        return auth_token
+
+
 @cache
-def _token_with_user() -> tuple[str, int]:
-    """`SELECT <token's columns>, <user's columns> … WHERE digest = %s`, and how many of the
-    columns are the token's."""
+def _token_read() -> _TokenRead:
     token_model, user_model = get_token_model(), get_user_model()
     quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
     token_fields = token_model._meta.concrete_fields
@@ -55,12 +75,13 @@ def _token_with_user() -> tuple[str, int]:
         f"ON u.{quote(user_model._meta.pk.column)} = t.{quote(user_fk.column)} "  # type: ignore[union-attr]
         f"WHERE t.{quote(token_model._meta.pk.column)} = %s"  # type: ignore[union-attr]
     )
-    return sql, len(token_fields)
-
-
-def _instance(model: type[Model], values: tuple[Any, ...]) -> Any:
-    fields = model._meta.concrete_fields
-    return model.from_db(DEFAULT_DB_ALIAS, [f.attname for f in fields], values)
+    return _TokenRead(
+        sql,
+        token_model,
+        [f.attname for f in token_fields],
+        user_model,
+        [f.attname for f in user_fields],
+    )
 
 
 class BearerTokenAuthentication(TokenAuthentication):
@@ -80,12 +101,11 @@ class BearerTokenAuthentication(TokenAuthentication):
             digest = hash_token(text)
         except (TypeError, binascii.Error):
             raise exceptions.AuthenticationFailed(message) from None
-        sql, split = _token_with_user()
-        rows = fetch_prepared(sql, [digest])
+        read = _token_read()
+        rows = fetch_prepared(read.sql, [digest])
         if not rows:
             raise exceptions.AuthenticationFailed(message)
-        auth_token = _instance(get_token_model(), rows[0][:split])
-        auth_token.user = _instance(get_user_model(), rows[0][split:])
+        auth_token = read.instances(rows[0])
         if self._cleanup_token(auth_token) or not compare_digest(digest, auth_token.digest):
             raise exceptions.AuthenticationFailed(message)
         if knox_settings.AUTO_REFRESH and auth_token.expiry:
