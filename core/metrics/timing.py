@@ -9,7 +9,7 @@ Imports neither Django settings nor any app: config.settings names `TimedRedisCo
 """
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from time import perf_counter
 from typing import Any
@@ -43,8 +43,7 @@ def database_execute_wrapper(
 
 
 @contextmanager
-def database_timed() -> Iterator[None]:
-    """Time a query that does not go through Django's cursor wrappers."""
+def _timed(kind: str) -> Iterator[None]:
     times = request_times.get()
     if times is None:
         yield
@@ -53,7 +52,17 @@ def database_timed() -> Iterator[None]:
     try:
         yield
     finally:
-        times.database += perf_counter() - started
+        setattr(times, kind, getattr(times, kind) + perf_counter() - started)
+
+
+def database_timed() -> AbstractContextManager[None]:
+    """Time a query that does not go through Django's cursor wrappers."""
+    return _timed("database")
+
+
+def redis_timed() -> AbstractContextManager[None]:
+    """Time Redis work that does not go through `TimedRedisConnection` (core.redis_round_trip)."""
+    return _timed("redis")
 
 
 class TimedRedisConnection(Connection):

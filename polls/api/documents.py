@@ -10,11 +10,15 @@
 """
 
 import hashlib
+import threading
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.utils import timezone
 
+from core.renderers import JSONRenderer
 from engagement.models import User
 from polls.models import Answer, Sticker, Vote
 from polls.selectors import viewer_rows
@@ -24,6 +28,8 @@ from polls.state import sticker_state
 
 # How many comments a comment_pick's results show.
 RESULTS_LEADERBOARD_SIZE = 10
+# How many rendered results bodies a process keeps (results_body).
+RESULTS_BODIES_KEPT = 1024
 
 
 def sticker_documents(stickers: list[Sticker], *, viewer: User) -> list[dict[str, Any]]:
@@ -157,7 +163,41 @@ def results_document(read: ResultsRead) -> dict[str, Any]:
 
 
 def results_etag(read: ResultsRead) -> str:
-    """The results document's ETag: it changes when the state or the tally does."""
-    tally = read.tally
-    fingerprint = f"{read.state}|{tally['as_of']}|{tally['final']}|{tally['total_votes']}"
+    """The results document's ETag: it names the document's content (the sticker, its state
+    now, and the stamp of its metadata and tally), so it changes whenever the document does."""
+    fingerprint = f"{read.meta['id']}|{read.state}|{read.stamp}"
     return '"' + hashlib.sha1(fingerprint.encode()).hexdigest()[:20] + '"'
+
+
+class _RenderedByETag:
+    """The last bodies a process rendered, by their ETag: a strong ETag names one
+    representation (a client holding it is answered 304 without a body), so the body rendered
+    for it once is the body for it. At most `size`; when full it starts over."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.bodies: dict[str, bytes] = {}
+        self.lock = threading.Lock()
+
+    def get(self, etag: str, render: Callable[[], bytes]) -> bytes:
+        body = self.bodies.get(etag)
+        if body is None:
+            body = render()
+            with self.lock:
+                if len(self.bodies) >= self.size:
+                    self.bodies.clear()
+                self.bodies[etag] = body
+        return body
+
+
+_results_bodies = _RenderedByETag(RESULTS_BODIES_KEPT)
+
+
+def results_body(read: ResultsRead, etag: str) -> bytes:
+    """The results document rendered as JSON (as JSONRenderer renders it), for `etag` =
+    results_etag(read): rendered once per ETag and process."""
+    return _results_bodies.get(etag, partial(_results_rendered, read))
+
+
+def _results_rendered(read: ResultsRead) -> bytes:
+    return JSONRenderer().render(results_document(read))

@@ -14,7 +14,13 @@ from django.utils import timezone
 from core.exceptions import Forbidden, NotFound
 from engagement.models import User
 from polls.models import VOTABLE_KINDS, Sticker, StickerOption, StickerResult, StickerTally, Vote
-from polls.services.results_cache import meta_store, results_cache_read, tally_store
+from polls.services.results_cache import (
+    CachedResults,
+    meta_store,
+    results_cache_read,
+    results_stamp,
+    tally_store,
+)
 from polls.services.tallies import iso_time, tally_refresh_schedule
 from polls.state import effective_state
 from polls.visibility import check_sticker_visible, is_creator_or_staff
@@ -23,23 +29,29 @@ from polls.visibility import check_sticker_visible, is_creator_or_staff
 @dataclass(frozen=True)
 class ResultsRead:
     # The sticker as results show it (its kind, options, visibility, creator), its state now,
-    # and the tally: {"as_of", "total_votes", "entries": [{"id", "votes", "reached_at"}], "final"}.
+    # and the tally: {"as_of", "total_votes", "entries": [{"id", "votes", "reached_at"}], "final"};
+    # `version`: the sticker's results cache version they were read under (it moves with every
+    # change to the sticker or its options); `stamp`: a digest of meta and tally (equal stamps,
+    # equal content; polls.services.results_cache.results_stamp). meta and tally may be shared
+    # with other requests (they are when read from the results cache): read-only.
     meta: dict[str, Any]
     state: str
     tally: dict[str, Any]
+    version: int
+    stamp: str
 
 
 def sticker_results_read(
-    *, sticker_id: int, viewer: User, cached: tuple[int, Any, Any] | None = None
+    *, sticker_id: int, viewer: User, cached: CachedResults | None = None
 ) -> ResultsRead:
     """The sticker's results as this viewer may see them, or NotFound / Forbidden(results_hidden).
 
-    `cached`: (version, meta, tally) as the caller already read them from the results cache
-    (the API reads them in its throttle's round trip), or None to read them here.
+    `cached`: what the caller already read from the results cache (the API reads it in its
+    throttle's round trip), or None to read it here.
     """
-    version, meta, tally = cached if cached is not None else results_cache_read(sticker_id)
+    version, meta, tally, stamp = cached if cached is not None else results_cache_read(sticker_id)
     if meta is None:
-        meta = sticker_meta_load(sticker_id, version)
+        meta, stamp = sticker_meta_load(sticker_id, version), None
     if meta is None:
         raise NotFound("No sticker with this id.")
     check_sticker_visible(viewer=viewer, state=meta["state"], creator_id=meta["creator_id"])
@@ -65,8 +77,10 @@ def sticker_results_read(
             raise Forbidden("Results are shown after you vote.", code="results_hidden")
     if tally is None or (state == Sticker.State.FINAL and not tally.get("final")):
         sticker = Sticker.objects.get(pk=sticker_id)
-        tally = tally_load(sticker=sticker, version=version)
-    return ResultsRead(meta=meta, state=state, tally=tally)
+        tally, stamp = tally_load(sticker=sticker, version=version), None
+    if stamp is None:
+        stamp = results_stamp(meta, tally)
+    return ResultsRead(meta=meta, state=state, tally=tally, version=version, stamp=stamp)
 
 
 def sticker_meta_load(sticker_id: int, version: int) -> dict[str, Any] | None:

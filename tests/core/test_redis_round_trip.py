@@ -1,5 +1,6 @@
 """core.redis_round_trip: commands staged by redis-py's methods, one send, Redis's own replies."""
 
+import os
 import uuid
 
 import pytest
@@ -7,6 +8,7 @@ from django.core.cache import cache
 from django_redis import get_redis_connection
 from redis.exceptions import ResponseError
 
+from core.metrics.timing import RequestTimes, request_times
 from core.redis_round_trip import RoundTrip
 
 
@@ -63,3 +65,52 @@ def test_a_dropped_connection_is_replaced_once() -> None:
     again = RoundTrip()
     again.client_id()
     assert again.send() != [client_id]  # a new connection
+
+
+def _client_id() -> int:
+    ask = RoundTrip()
+    ask.client_id()
+    [client_id] = ask.send()
+    return client_id
+
+
+def test_the_thread_keeps_its_connection_until_the_cache_settings_change(settings) -> None:
+    first = _client_id()
+    assert _client_id() == first  # one connection per thread, reused
+    settings.CACHES = {**settings.CACHES}  # (a settings change: the cache may point elsewhere)
+    changed = _client_id()
+    assert changed != first
+    assert _client_id() == changed
+
+
+def test_a_forked_child_makes_its_own_connection() -> None:
+    parent = _client_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its connection's id, or -1 on any error
+        try:
+            os.write(write, str(_client_id()).encode())
+        except BaseException:
+            os.write(write, b"-1")
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as reply:
+        child = int(reply.read())
+    os.waitpid(pid, 0)
+    assert child not in (-1, parent)
+    assert _client_id() == parent  # the parent's connection is untouched
+
+
+def test_the_round_trip_adds_its_time_to_the_request() -> None:
+    times = RequestTimes()
+    token = request_times.set(times)
+    try:
+        trip = RoundTrip()
+        # BLPOP on an empty list waits its timeout out on the server: a known round trip.
+        trip.blpop([_key()], 0.05)
+        trip.incr(_key())
+        assert trip.send() == [None, 1]
+    finally:
+        request_times.reset(token)
+    assert 0.05 <= times.redis < 5

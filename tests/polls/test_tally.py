@@ -504,3 +504,84 @@ def test_a_mark_is_dropped_by_the_first_refresh_started_a_grace_after_it(setting
     tallies_refresh_dirty()
 
     assert not _marked(sticker)
+
+
+def test_a_results_etag_changes_when_the_options_are_edited(
+    make_client: ClientMaker, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given the creator's results of a scheduled poll (no tally yet: state and tally stay as
+    # they were through the edit)
+    sticker = StickerFactory.create(
+        options=["A", "B"],
+        opens_at=timezone.now() + timedelta(hours=1),
+        state=Sticker.State.SCHEDULED,
+    )
+    client = make_client(sticker.video.creator)
+    first = _results(client, sticker)
+    assert first.status_code == 200, first.content
+    assert [option["label"] for option in first.json()["options"]] == ["A", "B"]
+
+    # when the options are edited
+    with django_capture_on_commit_callbacks(execute=True):
+        edited = client.patch(
+            f"/api/v1/stickers/{sticker.pk}",
+            {"options": [{"label": "X"}, {"label": "Y"}]},
+            format="json",
+        )
+    assert edited.status_code == 200, edited.content
+    again = _results(client, sticker, HTTP_IF_NONE_MATCH=first["ETag"])
+
+    # then the old ETag no longer matches and the new labels are sent
+    assert again.status_code == 200
+    assert again["ETag"] != first["ETag"]
+    assert [option["label"] for option in again.json()["options"]] == ["X", "Y"]
+
+
+def test_the_results_etag_is_the_same_whether_the_read_came_from_the_cache_or_the_database(
+    client_for_user: APIClient,
+) -> None:
+    sticker, _, _ = _voted_poll()
+    sticker_tally_refresh(sticker_id=sticker.pk)
+    cache.delete_many([f"polls:meta:{sticker.pk}", f"polls:tally:{sticker.pk}"])
+    loaded = _results(client_for_user, sticker)  # both loaded from PostgreSQL (and stored)
+    cached = _results(client_for_user, sticker)  # both from the cache
+    assert (loaded.status_code, cached.status_code) == (200, 200)
+    assert loaded["ETag"] == cached["ETag"]
+    assert loaded.content == cached.content
+
+
+def test_decoded_results_are_kept_by_their_bytes_and_bodies_by_their_etag() -> None:
+    from polls.api.documents import _RenderedByETag
+    from polls.services.results_cache import results_cache_decode, results_stamp
+
+    client = cache.client  # type: ignore[attr-defined]
+    meta: dict[str, Any] = {"id": 1, "options": [{"id": 2, "label": "A"}]}
+    tally: dict[str, Any] = {"as_of": None, "total_votes": 0, "entries": [], "final": False}
+    raw = [
+        b"3",
+        client.encode({"version": 3, "value": meta}),
+        client.encode({"version": 3, "value": tally}),
+    ]
+    decoded = results_cache_decode(raw)
+    assert decoded == (3, meta, tally, results_stamp(meta, tally))
+    assert results_cache_decode(list(raw)) is decoded  # the same bytes: the same objects
+    # another version's copies are not current: no meta, no tally, no stamp
+    assert results_cache_decode([b"4", raw[1], raw[2]]) == (4, None, None, None)
+    assert results_stamp(meta, {**tally, "total_votes": 1}) != decoded.stamp
+
+    rendered = _RenderedByETag(2)
+    renders: list[str] = []
+
+    def render(body: bytes) -> Callable[[], bytes]:
+        def rendered_now() -> bytes:
+            renders.append(body.decode())
+            return body
+
+        return rendered_now
+
+    assert rendered.get('"a"', render(b"1")) == b"1"
+    assert rendered.get('"a"', render(b"ignored")) == b"1"  # once per ETag
+    assert rendered.get('"b"', render(b"2")) == b"2"
+    assert rendered.get('"c"', render(b"3")) == b"3"  # full: it started over
+    assert len(rendered.bodies) == 1
+    assert renders == ["1", "2", "3"]
