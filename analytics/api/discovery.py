@@ -1,6 +1,7 @@
 """`GET videos/hot` and `GET hashtags/trending` (SPEC §3). Views validate, call one selector,
 render; the formulas are in docs/discovery.md."""
 
+from functools import lru_cache, partial
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from analytics import discovery
 from analytics.parameters import iso_utc
 from core.api.base import BaseAPIView
 from core.exceptions import InvalidInput
+from core.memo import ContentMemo
 from core.renderers import JSONRenderer
 from core.throttling import RequestThrottle, throttle_extra_replies
 from engagement import selectors as engagement_selectors
@@ -70,6 +72,7 @@ _HOT_KEY = "analytics:hot:{limit}"
 # (engagement.likes_version) and the list's video ids.
 _HOT_LIKED_KEY = "analytics:hot:liked:{user}:{limit}"
 HOT_LIKED_SECONDS = 60
+HOT_BODIES_KEPT = 1024
 
 
 def _hot_limit(request: Request) -> int | None:
@@ -147,19 +150,35 @@ class HotVideosView(BaseAPIView):
         limit = discovery.check_limit(request.query_params.get("limit"))
         assert isinstance(request.user, User)
         seconds = settings.ANALYTICS_HOT_CACHE_SECONDS
-        replies = throttle_extra_replies(request) or [None, None, None]
-        document, version, stored = (_decode(raw) for raw in replies)
+        raw_document, raw_version, raw_stored = throttle_extra_replies(request) or [None] * 3
+        document = _hot_decoded(raw_document) if raw_document is not None else None
+        version, stored = _decode(raw_version), _decode(raw_stored)
         if seconds <= 0 or not isinstance(document, dict) or "entries" not in document:
-            document = _hot_document(limit)
+            document, raw_document = _hot_document(limit), None
             if seconds > 0:
                 cache.set(_HOT_KEY.format(limit=limit), document, seconds)
         ids = [entry[0] for entry in document["entries"]]
         liked = _viewer_liked(request.user, limit, ids, version, stored)
-        return HttpResponse(_hot_body(document, liked), content_type="application/json")
+        if raw_document is None:
+            body = _hot_body(document, liked)
+        else:  # (the same list and likes: the same body, joined once per process)
+            join = partial(_hot_body, document, liked)
+            body = _hot_bodies.get((raw_document, frozenset(liked)), join)
+        return HttpResponse(body, content_type="application/json")
 
 
 def _decode(raw: bytes | None) -> Any:
     return cache.client.decode(raw) if raw is not None else None  # type: ignore[attr-defined]
+
+
+# The stored list, decoded once per process for the bytes Redis sent (shared: read-only), and
+# its bodies by those bytes and the viewer's likes among its videos (core.memo).
+@lru_cache(maxsize=16)
+def _hot_decoded(raw: bytes) -> Any:
+    return _decode(raw)
+
+
+_hot_bodies: ContentMemo[tuple[bytes, frozenset[int]], bytes] = ContentMemo(HOT_BODIES_KEPT)
 
 
 def _viewer_liked(viewer: User, limit: int, ids: list[int], version: Any, stored: Any) -> set[int]:

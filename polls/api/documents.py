@@ -10,14 +10,13 @@
 """
 
 import hashlib
-import threading
-from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from django.utils import timezone
 
+from core.memo import ContentMemo
 from core.renderers import JSONRenderer
 from engagement.models import User
 from polls.models import Answer, Sticker, Vote
@@ -169,28 +168,9 @@ def results_etag(read: ResultsRead) -> str:
     return '"' + hashlib.sha1(fingerprint.encode()).hexdigest()[:20] + '"'
 
 
-class _RenderedByETag:
-    """The last bodies a process rendered, by their ETag: a strong ETag names one
-    representation (a client holding it is answered 304 without a body), so the body rendered
-    for it once is the body for it. At most `size`; when full it starts over."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.bodies: dict[str, bytes] = {}
-        self.lock = threading.Lock()
-
-    def get(self, etag: str, render: Callable[[], bytes]) -> bytes:
-        body = self.bodies.get(etag)
-        if body is None:
-            body = render()
-            with self.lock:
-                if len(self.bodies) >= self.size:
-                    self.bodies.clear()
-                self.bodies[etag] = body
-        return body
-
-
-_results_bodies = _RenderedByETag(RESULTS_BODIES_KEPT)
+# A strong ETag names one representation (a client holding it is answered 304 without a body),
+# so the body rendered for it once is the body for it.
+_results_bodies: ContentMemo[str, bytes] = ContentMemo(RESULTS_BODIES_KEPT)
 
 
 def results_body(read: ResultsRead, etag: str) -> bytes:

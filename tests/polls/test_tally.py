@@ -13,7 +13,13 @@ from rest_framework.test import APIClient
 from polls.models import Sticker, StickerTally
 from polls.services.finalizing import sticker_finalize
 from polls.services.results import sticker_meta_load
-from polls.services.results_cache import meta_store, sticker_cache_forget, sticker_cache_version
+from polls.services.results_cache import (
+    meta_store,
+    results_cache_decode,
+    results_stamp,
+    sticker_cache_forget,
+    sticker_cache_version,
+)
 from polls.services.tallies import (
     DIRTY_SET,
     sticker_tally_refresh,
@@ -550,10 +556,7 @@ def test_the_results_etag_is_the_same_whether_the_read_came_from_the_cache_or_th
     assert loaded.content == cached.content
 
 
-def test_decoded_results_are_kept_by_their_bytes_and_bodies_by_their_etag() -> None:
-    from polls.api.documents import _RenderedByETag
-    from polls.services.results_cache import results_cache_decode, results_stamp
-
+def test_decoded_results_are_kept_by_their_bytes() -> None:
     client = cache.client  # type: ignore[attr-defined]
     meta: dict[str, Any] = {"id": 1, "options": [{"id": 2, "label": "A"}]}
     tally: dict[str, Any] = {"as_of": None, "total_votes": 0, "entries": [], "final": False}
@@ -568,20 +571,3 @@ def test_decoded_results_are_kept_by_their_bytes_and_bodies_by_their_etag() -> N
     # another version's copies are not current: no meta, no tally, no stamp
     assert results_cache_decode([b"4", raw[1], raw[2]]) == (4, None, None, None)
     assert results_stamp(meta, {**tally, "total_votes": 1}) != decoded.stamp
-
-    rendered = _RenderedByETag(2)
-    renders: list[str] = []
-
-    def render(body: bytes) -> Callable[[], bytes]:
-        def rendered_now() -> bytes:
-            renders.append(body.decode())
-            return body
-
-        return rendered_now
-
-    assert rendered.get('"a"', render(b"1")) == b"1"
-    assert rendered.get('"a"', render(b"ignored")) == b"1"  # once per ETag
-    assert rendered.get('"b"', render(b"2")) == b"2"
-    assert rendered.get('"c"', render(b"3")) == b"3"  # full: it started over
-    assert len(rendered.bodies) == 1
-    assert renders == ["1", "2", "3"]
