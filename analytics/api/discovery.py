@@ -1,6 +1,7 @@
 """`GET videos/hot` and `GET hashtags/trending` (SPEC §3). Views validate, call one selector,
 render; the formulas are in docs/discovery.md."""
 
+import hashlib
 from functools import lru_cache, partial
 from typing import Any
 
@@ -151,19 +152,18 @@ class HotVideosView(BaseAPIView):
         assert isinstance(request.user, User)
         seconds = settings.ANALYTICS_HOT_CACHE_SECONDS
         raw_document, raw_version, raw_stored = throttle_extra_replies(request) or [None] * 3
-        document = _hot_decoded(raw_document) if raw_document is not None else None
+        document, digest = _hot_decoded(raw_document) if raw_document is not None else (None, None)
         version, stored = _decode(raw_version), _decode(raw_stored)
         if seconds <= 0 or not isinstance(document, dict) or "entries" not in document:
-            document, raw_document = _hot_document(limit), None
+            document, digest = _hot_document(limit), None
             if seconds > 0:
                 cache.set(_HOT_KEY.format(limit=limit), document, seconds)
         ids = [entry[0] for entry in document["entries"]]
         liked = _viewer_liked(request.user, limit, ids, version, stored)
-        if raw_document is None:
+        if digest is None:
             body = _hot_body(document, liked)
         else:  # (the same list and likes: the same body, joined once per process)
-            join = partial(_hot_body, document, liked)
-            body = _hot_bodies.get((raw_document, frozenset(liked)), join)
+            body = _hot_bodies.get((digest, frozenset(liked)), partial(_hot_body, document, liked))
         return HttpResponse(body, content_type="application/json")
 
 
@@ -171,14 +171,15 @@ def _decode(raw: bytes | None) -> Any:
     return cache.client.decode(raw) if raw is not None else None  # type: ignore[attr-defined]
 
 
-# The stored list, decoded once per process for the bytes Redis sent (shared: read-only), and
-# its bodies by those bytes and the viewer's likes among its videos (core.memo).
+# The stored list, decoded once per process for the bytes Redis sent (shared: read-only), with
+# a digest of those bytes, and its bodies by that digest and the viewer's likes among its videos
+# (core.memo).
 @lru_cache(maxsize=16)
-def _hot_decoded(raw: bytes) -> Any:
-    return _decode(raw)
+def _hot_decoded(raw: bytes) -> tuple[Any, str]:
+    return _decode(raw), hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
-_hot_bodies: ContentMemo[tuple[bytes, frozenset[int]], bytes] = ContentMemo(HOT_BODIES_KEPT)
+_hot_bodies: ContentMemo[tuple[str, frozenset[int]], bytes] = ContentMemo(HOT_BODIES_KEPT)
 
 
 def _viewer_liked(viewer: User, limit: int, ids: list[int], version: Any, stored: Any) -> set[int]:
