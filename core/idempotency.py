@@ -28,6 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError
+from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -149,15 +150,18 @@ def idempotency_key(request: Request) -> IdempotencyKey | None:
     )
 
 
-def idempotency_record(key: IdempotencyKey, response: Response) -> bool:
+def idempotency_record(key: IdempotencyKey, response: HttpResponse) -> bool:
     """Record a rendered response under its key. False when the key has a live recorded response
     already.
 
     An expired recorded response (older than IDEMPOTENCY_KEY_TTL, not purged yet) is replaced.
     """
     headers = {name: response[name] for name in _REPLAYED_HEADERS if response.has_header(name)}
-    if response.content_type:
-        headers["Content-Type"] = response.content_type
+    # A content type the view chose (problem documents); a plain HttpResponse (an answer the view
+    # rendered itself, as JSONRenderer would) has none to keep: its replay is rendered as JSON.
+    content_type = getattr(response, "content_type", None)
+    if content_type:
+        headers["Content-Type"] = content_type
     now = timezone.now()
     table = IdempotencyRecord._meta.db_table
     rows = fetch_prepared(

@@ -5,6 +5,7 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.template.response import SimpleTemplateResponse
 from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -83,7 +84,8 @@ class IdempotentMixin:
         key, self._idempotency = self._idempotency, None
         if key is None or response.status_code >= 500:
             return response
-        response.render()
+        if isinstance(response, SimpleTemplateResponse):  # (a view's HttpResponse is rendered)
+            response.render()
         if idempotency_record(key, response):
             return response
         # The key has a recorded response already: this request's work is dropped, that response

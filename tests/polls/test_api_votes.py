@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,8 +12,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.models import IdempotencyRecord
+from core.renderers import JSONRenderer
 from engagement.models import User
+from polls.api.views import _vote_body, _vote_rendered
 from polls.models import Sticker, Vote
+from polls.services.voting import VoteResult
 from tests.conftest import assert_problem, unknown_id
 from tests.factories import StickerFactory, UserFactory, VoteFactory
 from tests.polls import iso, option_ids, polls_state
@@ -515,3 +518,19 @@ def test_a_vote_makes_two_queries_the_token_and_its_one_statement(
     # a retry with the key: the statement finds the answer on record, which is read and replayed
     with django_assert_num_queries(3):
         assert _vote(client, sticker, [b], HTTP_IDEMPOTENCY_KEY="k-1").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "voted_at",
+    [
+        datetime(2026, 12, 1, 14, 0, 5, 123456, tzinfo=UTC),
+        datetime(2026, 12, 1, 14, 0, 5, tzinfo=UTC),
+        datetime(2026, 12, 1, 15, 0, 5, 1, tzinfo=timezone.get_fixed_timezone(60)),
+    ],
+)
+@pytest.mark.parametrize("changed", [True, False])
+def test_the_vote_answer_is_rendered_as_the_json_renderer_renders_it(
+    voted_at: datetime, changed: bool
+) -> None:
+    result = VoteResult([3, 1, 2], voted_at, created=not changed, changed=changed)
+    assert _vote_rendered(7, result).encode() == JSONRenderer().render(_vote_body(7, result))
