@@ -84,7 +84,7 @@ class IdempotentMixin:
         key, self._idempotency = self._idempotency, None
         if key is None or response.status_code >= 500:
             return response
-        if isinstance(response, SimpleTemplateResponse):  # (a view's HttpResponse is rendered)
+        if isinstance(response, SimpleTemplateResponse):  # (a plain HttpResponse has its body)
             response.render()
         if idempotency_record(key, response):
             return response
