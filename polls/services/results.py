@@ -30,14 +30,12 @@ from polls.visibility import check_sticker_visible, is_creator_or_staff
 class ResultsRead:
     # The sticker as results show it (its kind, options, visibility, creator), its state now,
     # and the tally: {"as_of", "total_votes", "entries": [{"id", "votes", "reached_at"}], "final"};
-    # `version`: the sticker's results cache version they were read under (it moves with every
-    # change to the sticker or its options); `stamp`: a digest of meta and tally (equal stamps,
-    # equal content; polls.services.results_cache.results_stamp). meta and tally may be shared
-    # with other requests (they are when read from the results cache): read-only.
+    # `stamp`: a digest of meta and tally (equal stamps, equal content;
+    # polls.services.results_cache.results_stamp). meta and tally may be shared with other
+    # requests (they are when read from the results cache): read-only.
     meta: dict[str, Any]
     state: str
     tally: dict[str, Any]
-    version: int
     stamp: str
 
 
@@ -80,7 +78,7 @@ def sticker_results_read(
         tally, stamp = tally_load(sticker=sticker, version=version), None
     if stamp is None:
         stamp = results_stamp(meta, tally)
-    return ResultsRead(meta=meta, state=state, tally=tally, version=version, stamp=stamp)
+    return ResultsRead(meta=meta, state=state, tally=tally, stamp=stamp)
 
 
 def sticker_meta_load(sticker_id: int, version: int) -> dict[str, Any] | None:

@@ -398,6 +398,29 @@ def test_a_retried_vote_with_the_same_idempotency_key_replays_the_first_answer(
     assert Vote.objects.get().option_ids == [b]
 
 
+def test_a_repeated_vote_with_a_key_is_recorded_and_replayed_as_answered(
+    voter_client: APIClient,
+) -> None:
+    # given a vote for A, then the same vote again with a key: nothing is written, so the answer
+    # is recorded after the view (not in the vote's statement)
+    sticker = StickerFactory.create(options=["A", "B"])
+    a, _b = option_ids(sticker)
+    assert _vote(voter_client, sticker, [a]).status_code == 201
+    repeated = _vote(voter_client, sticker, [a], HTTP_IDEMPOTENCY_KEY="again")
+    assert (repeated.status_code, repeated.json()["changed"]) == (200, False)
+    assert repeated["Content-Type"] == "application/json"
+    before = polls_state()
+
+    # when it is retried
+    retried = _vote(voter_client, sticker, [a], HTTP_IDEMPOTENCY_KEY="again")
+
+    # then the same answer, byte for byte, is replayed
+    assert (retried.status_code, retried.content) == (200, repeated.content)
+    assert retried["Content-Type"] == "application/json"
+    assert retried["Idempotent-Replayed"] == "true"
+    assert polls_state() == before
+
+
 def test_a_refused_vote_is_replayed_as_the_same_refusal(voter_client: APIClient) -> None:
     sticker = StickerFactory.create(options=["A", "B"], state="closed")
     first = _vote(voter_client, sticker, option_ids(sticker)[:1], HTTP_IDEMPOTENCY_KEY="k")
