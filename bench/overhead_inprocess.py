@@ -1,7 +1,7 @@
 """Where an authenticated request's time goes, in process (docs/benchmarks.md, "What a request
 costs"): Django's test client through the whole middleware stack, a real database and Redis.
 
-    BENCH_ENDPOINTS=1 DJANGO_DEBUG=0 THROTTLE_USER=100000000/min THROTTLE_VOTE=100000000/min \\
+    BENCH_ENDPOINTS=1 DJANGO_DEBUG=0 THROTTLE_USER=100000000/min THROTTLE_WRITES=100000000/min \\
     .venv/bin/python -m bench.overhead_inprocess [--profile NAME]
 
 Makes its own user, device token and poll sticker in the configured database. Prints the median

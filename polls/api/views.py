@@ -13,6 +13,7 @@ from rest_framework.utils.encoders import JSONEncoder as DRFJSONEncoder
 from rest_framework.views import APIView
 
 from core.api.base import BaseAPIView, BaseGenericAPIView
+from core.api.parsing import request_json
 from core.client import client_info
 from core.idempotency import InStatementRecord
 from core.pagination import IdCursorPagination
@@ -157,7 +158,7 @@ class VoteView(BaseAPIView):
         result = voting.vote_cast(
             user=_viewer(request),
             sticker_id=sticker_id,
-            option_ids=_vote_option_ids(request.data),
+            option_ids=_vote_option_ids(request_json(request)),
             client=client_info(request),
             record=None
             if key is None

@@ -236,6 +236,62 @@ def test_malformed_votes_are_refused(
     assert polls_state() == before
 
 
+@pytest.mark.parametrize(
+    ("raw", "content_type", "status", "code", "detail"),
+    [
+        (
+            b"{",
+            "application/json",
+            400,
+            "parse_error",
+            "JSON parse error - Expecting property "
+            "name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
+        (
+            b'{"option_ids": [NaN]}',
+            "application/json",
+            400,
+            "parse_error",
+            "JSON parse error - Out of range float values are not JSON compliant: 'NaN'",
+        ),
+        (
+            b'{"option_ids": [1]}',
+            "text/plain",
+            415,
+            "unsupported_media_type",
+            'Unsupported media type "text/plain" in request.',
+        ),
+    ],
+)
+def test_unreadable_vote_bodies_are_refused_as_drf_words_them(
+    voter_client: APIClient, raw: bytes, content_type: str, status: int, code: str, detail: str
+) -> None:
+    sticker = StickerFactory.create(options=["A", "B"])
+    before = polls_state()
+
+    response = voter_client.post(
+        f"/api/v1/stickers/{sticker.pk}/votes", raw, content_type=content_type
+    )
+
+    assert_problem(response, status, code, detail)
+    assert polls_state() == before
+
+
+@pytest.mark.parametrize("charset", ["", "; charset=utf-8", "; charset=UTF8"])
+def test_a_vote_body_in_utf8_is_read_with_or_without_its_charset(
+    voter_client: APIClient, charset: str
+) -> None:
+    sticker = StickerFactory.create(options=["A", "B"])
+    body = json.dumps({"option_ids": [option_ids(sticker)[1]]}).encode()
+
+    response = voter_client.post(
+        f"/api/v1/stickers/{sticker.pk}/votes", body, content_type="application/json" + charset
+    )
+
+    assert response.status_code == 201
+    assert response.json()["option_ids"] == [option_ids(sticker)[1]]
+
+
 def test_choices_that_break_the_rules_are_refused_and_the_vote_stays(
     voter_client: APIClient,
 ) -> None:
