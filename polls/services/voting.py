@@ -201,7 +201,8 @@ def vote_cast(
     One statement reads the sticker (FOR KEY SHARE), writes the vote only when every rule of
     VOTE_RULES holds, and returns what was written; so a vote is a single round trip, atomic by
     itself, with no transaction or savepoint of its own. When it refused, the statement returns
-    the sticker and whether each rule held, and the first broken rule's refusal is raised.
+    the sticker and whether each rule held, and the first broken rule's refusal is raised; when
+    every rule held but the vote was left alone (the same choice again), the vote as it is.
 
     With `record` (a request's Idempotency-Key), the same statement records the response when it
     writes the vote, and writes nothing when the key already has a recorded response
@@ -229,7 +230,7 @@ def vote_cast(
             body_changed=record.render(VoteResult(chosen, now, created=False, changed=True)),
         )
     rows = _vote_statement(params, record)
-    on_record, recorded, written_id, inserted, *row = rows[0]
+    on_record, recorded, written_id, inserted, before_ids, before_voted_at, *row = rows[0]
     if on_record:
         raise ResponseOnRecord
     if written_id is not None:
@@ -252,13 +253,14 @@ def vote_cast(
         if not holds:
             raise rule.refusal(sticker, option_ids, now)
     # The vote exists and was left alone: the same choice again, or changes are not allowed.
-    before_ids, voted_at = (
-        Vote.objects.filter(sticker_id=sticker_id, user=user)
-        .values_list("option_ids", "voted_at")
-        .get()
-    )
+    if before_ids is None:  # (committed after the statement's snapshot: read now)
+        before_ids, before_voted_at = (
+            Vote.objects.filter(sticker_id=sticker_id, user=user)
+            .values_list("option_ids", "voted_at")
+            .get()
+        )
     if sorted(before_ids) == chosen:
-        return VoteResult(before_ids, voted_at, created=False, changed=False)
+        return VoteResult(before_ids, before_voted_at, created=False, changed=False)
     raise Conflict("This sticker does not allow changing a vote.", code="vote_change_not_allowed")
 
 
@@ -284,9 +286,14 @@ def _vote_statement(
 
 
 _NO_RECORD = {**NO_RECORD_PARAMS, "body_created": None, "body_changed": None}
+# A column of the user's vote on the sticker (by the unique key).
+_VOTE_NOW_SQL = (
+    f"SELECT v.{{column}} FROM {Vote._meta.db_table} v "
+    f"WHERE v.sticker_id = %(sticker)s AND v.user_id = %(user)s"
+)
 # The vote, in one statement: the sticker read FOR KEY SHARE, the vote written when every rule
 # holds and the key has no recorded response, the response recorded with it; then what was
-# written, or (only when nothing was) the sticker and whether each rule held.
+# written, or (only when nothing was) the sticker, whether each rule held and the user's vote.
 VOTE_SQL = f"""
     WITH on_record AS (
         SELECT {RESPONSE_ON_RECORD_SQL} AS yes
@@ -315,6 +322,10 @@ VOTE_SQL = f"""
 })
     SELECT (SELECT yes FROM on_record), EXISTS (SELECT FROM recorded),
         written.id, written.inserted,
+        -- the vote left alone, as the statement's snapshot has it (read only when nothing was
+        -- written; one committed after the snapshot, which ON CONFLICT saw, is read afterwards)
+        CASE WHEN written.id IS NULL THEN ({_VOTE_NOW_SQL.format(column="option_ids")}) END,
+        CASE WHEN written.id IS NULL THEN ({_VOTE_NOW_SQL.format(column="voted_at")}) END,
         s.id, s.kind, s.state, s.opens_at, s.closes_at, s.max_choices, s.allow_vote_change,
         s.option_ids,
         {", ".join(f"{rule.holds} AS {rule.name}" for rule in VOTE_RULES)}

@@ -597,6 +597,10 @@ def test_a_vote_makes_two_queries_the_token_and_its_one_statement(
     # a retry with the key: the statement finds the answer on record, which is read and replayed
     with django_assert_num_queries(3):
         assert _vote(client, sticker, [b], HTTP_IDEMPOTENCY_KEY="k-1").status_code == 200
+    # the same vote again (a double tap): the statement writes nothing and returns the vote
+    with django_assert_num_queries(2):
+        response = _vote(client, sticker, [b])
+    assert (response.status_code, response.json()["changed"]) == (200, False)
 
 
 @pytest.mark.parametrize(

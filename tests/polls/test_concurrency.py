@@ -16,7 +16,7 @@ from polls.services.finalizing import sticker_finalize
 from polls.services.lifecycle import sticker_close
 from polls.services.tallies import sticker_tally_refresh
 from tests.factories import StickerFactory, UserFactory
-from tests.polls import option_ids
+from tests.polls import iso, option_ids
 
 ClientMaker = Callable[..., APIClient]
 
@@ -283,18 +283,7 @@ def test_a_key_answered_while_the_vote_statement_waits_aborts_the_vote(
         [user.pk],
     )
     responses: list[Any] = []
-    voter = threading.Thread(
-        target=lambda: responses.append(
-            _response(
-                client.post(
-                    f"/api/v1/stickers/{sticker.pk}/votes",
-                    {"option_ids": [a]},
-                    format="json",
-                    HTTP_IDEMPOTENCY_KEY="k",
-                )
-            )
-        )
-    )
+    voter = _vote_in_a_thread(client, sticker, [a], responses, HTTP_IDEMPOTENCY_KEY="k")
     try:
         # when the vote's statement has to wait for that key, and the holder then commits
         voter.start()
@@ -309,6 +298,61 @@ def test_a_key_answered_while_the_vote_statement_waits_aborts_the_vote(
         (409, "idempotency_key_reused")
     ]
     assert not Vote.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_vote_committed_while_the_statement_waits_is_answered_as_unchanged(
+    make_client: ClientMaker,
+) -> None:
+    # given another request's vote for A by the same user, uncommitted
+    sticker = StickerFactory.create(options=["A", "B"])
+    a, _b = option_ids(sticker)
+    user = UserFactory.create()
+    client = make_client(user)
+    holder = psycopg.connect(_dsn(), autocommit=False)
+    holder.execute(
+        "INSERT INTO polls_vote (sticker_id, user_id, option_ids, created_at, voted_at, device_id,"
+        " counted) VALUES (%s, %s, %s, now(), now(), '', true)",
+        [sticker.pk, user.pk, [a]],
+    )
+    responses: list[Any] = []
+    voter = _vote_in_a_thread(client, sticker, [a], responses)
+    try:
+        # when the same vote's statement waits on that row, and the holder then commits: the
+        # statement's snapshot predates the row, so the vote it left alone is read afterwards
+        voter.start()
+        _wait_until_a_backend_waits_for_a_lock()
+        holder.commit()
+        voter.join(timeout=30)
+    finally:
+        holder.close()
+
+    # then it is answered as the same vote again, with the committed vote's time
+    (vote,) = Vote.objects.filter(sticker=sticker)
+    assert [(status, body["option_ids"], body["changed"]) for status, body in responses] == [
+        (200, [a], False)
+    ]
+    assert responses[0][1]["voted_at"] == iso(vote.voted_at)
+
+
+def _vote_in_a_thread(
+    client: APIClient, sticker: Sticker, ids: list[int], responses: list[Any], **headers: Any
+) -> threading.Thread:
+    """A thread (not started) that votes and appends (status, body) to `responses`."""
+
+    def vote() -> None:
+        try:
+            response = client.post(
+                f"/api/v1/stickers/{sticker.pk}/votes",
+                {"option_ids": ids},
+                format="json",
+                **headers,
+            )
+            responses.append(_response(response))
+        finally:
+            connection.close()  # (the thread's own: the test database is dropped after)
+
+    return threading.Thread(target=vote)
 
 
 def _dsn() -> str:
