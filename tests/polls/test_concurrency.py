@@ -275,23 +275,15 @@ def test_a_key_answered_while_the_vote_statement_waits_aborts_the_vote(
     a, _b = option_ids(sticker)
     user = UserFactory.create()
     client = make_client(user)
-    holder = psycopg.connect(_dsn(), autocommit=False)
-    holder.execute(
+    held = (
         "INSERT INTO core_idempotencyrecord (user_id, key, request_fingerprint, response_status,"
         " response_body, response_headers, created_at) VALUES (%s, 'k', 'other', 204, '', '{}',"
         " now())",
         [user.pk],
     )
-    responses: list[Any] = []
-    voter = _vote_in_a_thread(client, sticker, [a], responses, HTTP_IDEMPOTENCY_KEY="k")
-    try:
-        # when the vote's statement has to wait for that key, and the holder then commits
-        voter.start()
-        _wait_until_a_backend_waits_for_a_lock()
-        holder.commit()
-        voter.join(timeout=30)
-    finally:
-        holder.close()
+
+    # when the vote's statement has to wait for that key, and the holder then commits
+    responses = _vote_while_held(held, client, sticker, [a], HTTP_IDEMPOTENCY_KEY="k")
 
     # then the vote's statement failed as a whole: no vote; the key's owner is told apart
     assert [(status, body["code"]) for status, body in responses] == [
@@ -309,23 +301,15 @@ def test_the_same_vote_committed_while_the_statement_waits_is_answered_as_unchan
     a, _b = option_ids(sticker)
     user = UserFactory.create()
     client = make_client(user)
-    holder = psycopg.connect(_dsn(), autocommit=False)
-    holder.execute(
+    held = (
         "INSERT INTO polls_vote (sticker_id, user_id, option_ids, created_at, voted_at, device_id,"
         " counted) VALUES (%s, %s, %s, now(), now(), '', true)",
         [sticker.pk, user.pk, [a]],
     )
-    responses: list[Any] = []
-    voter = _vote_in_a_thread(client, sticker, [a], responses)
-    try:
-        # when the same vote's statement waits on that row, and the holder then commits: the
-        # statement's snapshot predates the row, so the vote it left alone is read afterwards
-        voter.start()
-        _wait_until_a_backend_waits_for_a_lock()
-        holder.commit()
-        voter.join(timeout=30)
-    finally:
-        holder.close()
+
+    # when the same vote's statement waits on that row, and the holder then commits: the
+    # statement's snapshot predates the row, so the vote it left alone is read afterwards
+    responses = _vote_while_held(held, client, sticker, [a])
 
     # then it is answered as the same vote again, with the committed vote's time
     (vote,) = Vote.objects.filter(sticker=sticker)
@@ -335,10 +319,12 @@ def test_the_same_vote_committed_while_the_statement_waits_is_answered_as_unchan
     assert responses[0][1]["voted_at"] == iso(vote.voted_at)
 
 
-def _vote_in_a_thread(
-    client: APIClient, sticker: Sticker, ids: list[int], responses: list[Any], **headers: Any
-) -> threading.Thread:
-    """A thread (not started) that votes and appends (status, body) to `responses`."""
+def _vote_while_held(
+    held: tuple[str, list[Any]], client: APIClient, sticker: Sticker, ids: list[int], **headers: Any
+) -> list[tuple[int, dict[str, Any]]]:
+    """Run the `held` statement in a transaction of another connection, vote in a thread until
+    the vote's statement waits for a lock, then commit the holder: the vote's (status, body)."""
+    responses: list[tuple[int, dict[str, Any]]] = []
 
     def vote() -> None:
         try:
@@ -352,7 +338,18 @@ def _vote_in_a_thread(
         finally:
             connection.close()  # (the thread's own: the test database is dropped after)
 
-    return threading.Thread(target=vote)
+    voter = threading.Thread(target=vote)
+    holder = psycopg.connect(_dsn(), autocommit=False)
+    try:
+        holder.execute(*held)
+        voter.start()
+        _wait_until_a_backend_waits_for_a_lock()
+        holder.commit()
+        voter.join(timeout=30)
+    finally:
+        holder.close()
+    assert not voter.is_alive()
+    return responses
 
 
 def _dsn() -> str:
