@@ -1,6 +1,7 @@
 """POST stickers/{id}/votes: one vote per (user, sticker), changes, refusals (SPEC §2.2, §3)."""
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from core.renderers import JSONRenderer
 from engagement.models import User
 from polls.api.views import _vote_body, _vote_rendered
 from polls.models import Sticker, Vote
-from polls.services.voting import VoteResult
+from polls.services.voting import VOTE_SQL, VoteResult
 from tests.conftest import assert_problem, unknown_id
 from tests.factories import StickerFactory, UserFactory, VoteFactory
 from tests.polls import iso, option_ids, polls_state
@@ -601,6 +602,16 @@ def test_a_vote_makes_two_queries_the_token_and_its_one_statement(
     with django_assert_num_queries(2):
         response = _vote(client, sticker, [b])
     assert (response.status_code, response.json()["changed"]) == (200, False)
+
+
+def test_the_vote_statement_fits_psycopgs_cache_of_converted_queries() -> None:
+    # psycopg converts a statement's %(name)s placeholders once and caches the result only for a
+    # statement of at most MAX_CACHED_STATEMENT_LENGTH bytes and MAX_CACHED_STATEMENT_PARAMS
+    # parameters; past either, every vote would convert its ~3.5 KB statement again.
+    from psycopg import _queries
+
+    assert len(VOTE_SQL.encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH
+    assert len(set(re.findall(r"%\((\w+)\)s", VOTE_SQL))) <= _queries.MAX_CACHED_STATEMENT_PARAMS
 
 
 @pytest.mark.parametrize(
