@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from core.db import sql_literals
 from core.eventlog import (
     EventBatch,
     consumer_lock,
@@ -107,7 +108,8 @@ def _likes(report: RunReport) -> None:
                 f"""
                 INSERT INTO {ActivityEvent._meta.db_table}
                     (user_id, kind, source_id, video_id, data, created_at)
-                SELECT l.user_id, 'liked_video', l.id, l.video_id,
+                SELECT l.user_id, {sql_literals([ActivityEvent.Kind.LIKED_VIDEO])}, l.id,
+                       l.video_id,
                        jsonb_build_object('video_title', v.title, 'creator_id', v.creator_id,
                                           'creator', u.username),
                        l.created_at
@@ -184,7 +186,8 @@ def _finals(report: RunReport) -> None:
                 f"""
                 INSERT INTO {ActivityEvent._meta.db_table}
                     (user_id, kind, source_id, video_id, data, created_at)
-                SELECT vt.user_id, 'vote_chose_ending', vt.id, s.video_id,
+                SELECT vt.user_id, {sql_literals([ActivityEvent.Kind.VOTE_CHOSE_ENDING])}, vt.id,
+                       s.video_id,
                        jsonb_build_object('video_title', v.title, 'sticker_id', s.id,
                                           'ending', o.label),
                        s.finalized_at
