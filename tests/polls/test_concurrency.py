@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+from engagement.models import User
 from polls.models import Answer, Checkpoint, Sticker, StickerResult, Vote
 from polls.services.finalizing import sticker_finalize
 from polls.services.lifecycle import sticker_close
@@ -271,10 +272,7 @@ def test_a_key_answered_while_the_vote_statement_waits_aborts_the_vote(
     make_client: ClientMaker,
 ) -> None:
     # given another request holding key "k" uncommitted (its answer not yet on record)
-    sticker = StickerFactory.create(options=["A", "B"])
-    a, _b = option_ids(sticker)
-    user = UserFactory.create()
-    client = make_client(user)
+    user, client, sticker, a = _a_voter_and_a_poll(make_client)
     held = (
         "INSERT INTO core_idempotencyrecord (user_id, key, request_fingerprint, response_status,"
         " response_body, response_headers, created_at) VALUES (%s, 'k', 'other', 204, '', '{}',"
@@ -297,10 +295,7 @@ def test_the_same_vote_committed_while_the_statement_waits_is_answered_as_unchan
     make_client: ClientMaker,
 ) -> None:
     # given another request's vote for A by the same user, uncommitted
-    sticker = StickerFactory.create(options=["A", "B"])
-    a, _b = option_ids(sticker)
-    user = UserFactory.create()
-    client = make_client(user)
+    user, client, sticker, a = _a_voter_and_a_poll(make_client)
     held = (
         "INSERT INTO polls_vote (sticker_id, user_id, option_ids, created_at, voted_at, device_id,"
         " counted) VALUES (%s, %s, %s, now(), now(), '', true)",
@@ -317,6 +312,13 @@ def test_the_same_vote_committed_while_the_statement_waits_is_answered_as_unchan
         (200, [a], False)
     ]
     assert responses[0][1]["voted_at"] == iso(vote.voted_at)
+
+
+def _a_voter_and_a_poll(make_client: ClientMaker) -> tuple[User, APIClient, Sticker, int]:
+    """A user with a client, and a poll of options A and B: (user, client, sticker, A's id)."""
+    sticker = StickerFactory.create(options=["A", "B"])
+    user = UserFactory.create()
+    return user, make_client(user), sticker, option_ids(sticker)[0]
 
 
 def _vote_while_held(
